@@ -1,0 +1,15 @@
+"""Optimizers with the constructor arguments, defaults and update rules of
+``torch.optim``, for NumPy arrays.
+
+Each ``step(grads)`` is one call into Rust for all param groups: the GIL is
+released and every tensor of the step is processed as one parallel job over
+fixed-size chunks (SIMD, bit-identical for any thread count).
+"""
+
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop"]

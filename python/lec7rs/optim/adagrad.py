@@ -1,0 +1,79 @@
+"""Adagrad (``torch.optim.Adagrad``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import _core
+from .optimizer import Optimizer, ParamsT
+
+
+class Adagrad(Optimizer):
+    r"""Per-element step sizes from the running sum of squared gradients.
+
+    The algorithm box of ``torch.optim.Adagrad``, per element, with step
+    count ``t`` (from 1, per param)::
+
+        g = -g                                   if maximize
+        g = g + weight_decay * p                 if weight_decay != 0
+        clr = lr / (1 + (t - 1) * lr_decay)
+        sum = sum + g * g                        (starts at initial_accumulator_value)
+        p = p - clr * g / (sqrt(sum) + eps)
+
+    The lecture's AdaGrad, ``grad_squared += dx * dx;
+    x -= lr * dx / (sqrt(grad_squared) + 1e-7)``, is this rule with
+    ``lr_decay = 0`` and ``eps = 1e-7`` (PyTorch's default eps is 1e-10).
+
+    State per param: ``sum``, created at the param's first step filled with
+    ``initial_accumulator_value``.
+    """
+
+    _slots: ClassVar[tuple[str, ...]] = ("sum",)
+    _hyper_keys: ClassVar[tuple[str, ...]] = (
+        "lr",
+        "lr_decay",
+        "weight_decay",
+        "initial_accumulator_value",
+        "eps",
+        "maximize",
+    )
+    _kernel = staticmethod(_core.adagrad_step)
+    _checker = staticmethod(_core.adagrad_check)
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        maximize: bool = False,
+        *,
+        check_finite: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, check_finite=check_finite)
+
+    def _hyper(self, g: Any) -> tuple:
+        return (
+            g["lr"],
+            g["lr_decay"],
+            g["weight_decay"],
+            g["initial_accumulator_value"],
+            g["eps"],
+            g["maximize"],
+            g["frozen"],
+        )
+
+    def _new_state(self, slot: str, param: np.ndarray, group: Any) -> np.ndarray:
+        return np.full(param.shape, group["initial_accumulator_value"], dtype=param.dtype)

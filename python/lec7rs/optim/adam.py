@@ -1,0 +1,127 @@
+"""Adam and AdamW (``torch.optim.Adam``, ``torch.optim.AdamW``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .. import _core
+from .optimizer import Optimizer, ParamsT
+
+
+class Adam(Optimizer):
+    r"""Adam: momentum on the gradient and RMSProp-style scaling, bias-corrected.
+
+    The algorithm box of ``torch.optim.Adam``, per element, with step count
+    ``t`` (from 1, per param)::
+
+        g = -g                                   if maximize
+        g = g + weight_decay * p                 if weight_decay != 0 (L2 penalty)
+        m = lerp(m, g, 1 - beta1)                = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        v_max = max(v_max, v)                    if amsgrad, then v = v_max
+        p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    The lecture (cs231n) writes the bias correction on the moments,
+    ``m_hat = m / (1 - beta1^t)``, ``v_hat = v / (1 - beta2^t)``,
+    ``x -= lr * m_hat / (sqrt(v_hat) + eps)``: equal in exact arithmetic,
+    PyTorch folds it into the step size and the denominator, as here. eps is
+    added outside the root. ``t`` counts this param's steps, including the
+    current one; the lecture's ``t`` is the same count.
+
+    "Adam with beta1 = 0.9, beta2 = 0.999 and learning_rate = 1e-3 or 5e-4 is
+    a great starting point for many models" (the lecture).
+
+    State per param: ``exp_avg``, ``exp_avg_sq``, and ``max_exp_avg_sq``
+    with amsgrad; ``step`` in ``state_dict()``.
+    """
+
+    _slots: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _hyper_keys: ClassVar[tuple[str, ...]] = (
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "maximize",
+    )
+    _kernel = staticmethod(_core.adam_step)
+    _checker = staticmethod(_core.adam_check)
+    _decoupled: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+        *,
+        check_finite: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=_pair(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, check_finite=check_finite)
+
+    def _hyper(self, g: Any) -> tuple:
+        return (
+            g["lr"],
+            tuple(g["betas"]),
+            g["eps"],
+            g["weight_decay"],
+            g["amsgrad"],
+            g["maximize"],
+            self._decoupled,
+            g["frozen"],
+        )
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter).
+
+    As :class:`Adam`, but weight decay shrinks the param directly,
+    ``p = p * (1 - lr * weight_decay)``, before the Adam update, instead of
+    adding ``weight_decay * p`` to the gradient (an L2 penalty, which Adam's
+    scaling would weaken for large-gradient weights). Default
+    ``weight_decay=1e-2``, as ``torch.optim.AdamW``.
+    """
+
+    _decoupled: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
+        *,
+        check_finite: bool = False,
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            check_finite=check_finite,
+        )
+
+
+def _pair(betas: Any) -> tuple:
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    return (b1, b2)

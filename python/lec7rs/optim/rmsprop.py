@@ -1,0 +1,83 @@
+"""RMSprop (``torch.optim.RMSprop``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .. import _core
+from .optimizer import Optimizer, ParamsT
+
+
+class RMSprop(Optimizer):
+    r"""Per-element step sizes from a leaky average of squared gradients.
+
+    The algorithm box of ``torch.optim.RMSprop``, per element::
+
+        g = -g                                  if maximize
+        g = g + weight_decay * p                if weight_decay != 0
+        v = alpha * v + (1 - alpha) * g * g
+        if centered:
+            g_avg = lerp(g_avg, g, 1 - alpha);  v~ = v - g_avg * g_avg
+        d = sqrt(v~) + eps                      (v~ = v when not centered)
+        if momentum > 0:
+            b = momentum * b + g / d;  p = p - lr * b
+        else:
+            p = p - lr * g / d
+
+    The lecture's RMSProp, ``grad_squared = decay_rate * grad_squared +
+    (1 - decay_rate) * dx * dx; x -= lr * dx / (sqrt(grad_squared) + 1e-7)``,
+    is the uncentered rule without momentum, ``alpha = decay_rate``. Like
+    PyTorch, eps is added outside the square root (TensorFlow adds it inside).
+
+    State per param: ``square_avg``, plus ``momentum_buffer`` (momentum > 0)
+    and ``grad_avg`` (centered).
+    """
+
+    _slots: ClassVar[tuple[str, ...]] = ("square_avg", "momentum_buffer", "grad_avg")
+    _hyper_keys: ClassVar[tuple[str, ...]] = (
+        "lr",
+        "alpha",
+        "eps",
+        "weight_decay",
+        "momentum",
+        "centered",
+        "maximize",
+    )
+    _kernel = staticmethod(_core.rmsprop_step)
+    _checker = staticmethod(_core.rmsprop_check)
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        maximize: bool = False,
+        *,
+        check_finite: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, check_finite=check_finite)
+
+    def _hyper(self, g: Any) -> tuple:
+        return (
+            g["lr"],
+            g["alpha"],
+            g["eps"],
+            g["weight_decay"],
+            g["momentum"],
+            g["centered"],
+            g["maximize"],
+            g["frozen"],
+        )

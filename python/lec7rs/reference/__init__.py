@@ -1,0 +1,31 @@
+"""Pure-NumPy references (no Rust): the lecture's formulas in cs231n style and
+the ``torch.optim`` rules that ``lec7rs.optim`` implements. The tests compare
+the Rust kernels against these; read them for the exact formulas."""
+
+from .optim import (
+    adagrad,
+    adam,
+    nesterov_momentum,
+    rmsprop,
+    sgd,
+    sgd_momentum,
+    torch_adagrad,
+    torch_adam,
+    torch_adamw,
+    torch_rmsprop,
+    torch_sgd,
+)
+
+__all__ = [
+    "adagrad",
+    "adam",
+    "nesterov_momentum",
+    "rmsprop",
+    "sgd",
+    "sgd_momentum",
+    "torch_adagrad",
+    "torch_adam",
+    "torch_adamw",
+    "torch_rmsprop",
+    "torch_sgd",
+]

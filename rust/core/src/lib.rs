@@ -1,0 +1,14 @@
+//! lec7rs-core: the numerical core of lec7rs, with no Python in it.
+//!
+//! Kernels take slices and return [`Result`]; they check everything before
+//! the first write. Element-wise kernels are SIMD (AVX-512, AVX2, NEON or
+//! scalar, chosen at run time, see [`simd`]) and run in parallel over fixed
+//! chunks (see [`parallel`]), so results do not depend on the thread count
+//! or the SIMD level.
+
+pub mod error;
+pub mod optim;
+pub mod parallel;
+pub mod simd;
+
+pub use error::{Error, Result};

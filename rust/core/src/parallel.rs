@@ -1,0 +1,261 @@
+//! The thread pool and the fixed-chunk parallel driver.
+//!
+//! Work is cut into chunks of [`CHUNK`] elements: a constant, never a function
+//! of the thread count, so element-wise results, reductions and random masks
+//! are the same for 1, 2 or N threads. Jobs below [`INLINE_MAX`] elements run
+//! on the calling thread with no pool overhead.
+//!
+//! The pool is our own (not rayon's global one) so that `set_num_threads` can
+//! resize it, and it is rebuilt in a child process after `fork`: the child
+//! inherits the pool's memory but none of its threads, so using the parent's
+//! pool would hang forever (multiprocessing and data-loader workers fork).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+use rayon::prelude::*;
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use crate::error::{Error, Result};
+
+/// Elements per parallel task.
+pub const CHUNK: usize = 1 << 14;
+
+/// Jobs with at most this many elements in total run inline.
+pub const INLINE_MAX: usize = 1 << 15;
+
+/// Upper bound for `set_num_threads`, far above any machine we target.
+pub const MAX_THREADS: usize = 1024;
+
+/// 0 until first use; then the number of threads to use.
+static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Bumped in the child after every `fork`.
+static FORK_GENERATION: AtomicUsize = AtomicUsize::new(0);
+
+struct PoolEntry {
+    pool: Arc<ThreadPool>,
+    threads: usize,
+    generation: usize,
+}
+
+static POOL: Mutex<Option<PoolEntry>> = Mutex::new(None);
+
+/// The thread count named by `LEC7RS_NUM_THREADS`, if set. A value that is
+/// not a positive integer is an error, which the caller reports.
+pub fn num_threads_from_env() -> Result<Option<usize>> {
+    match std::env::var("LEC7RS_NUM_THREADS") {
+        Ok(s) if !s.trim().is_empty() => match s.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n)),
+            _ => Err(Error::Threads(format!(
+                "LEC7RS_NUM_THREADS={s:?} is not an integer in 1..={MAX_THREADS}"
+            ))),
+        },
+        _ => Ok(None),
+    }
+}
+
+fn default_num_threads() -> usize {
+    num_threads_from_env().ok().flatten().unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// The number of threads kernels use.
+pub fn num_threads() -> usize {
+    match NUM_THREADS.load(Ordering::Relaxed) {
+        0 => {
+            let n = default_num_threads();
+            // Another thread may have set it meanwhile: theirs wins.
+            match NUM_THREADS.compare_exchange(0, n, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => n,
+                Err(current) => current,
+            }
+        }
+        n => n,
+    }
+}
+
+/// Sets the number of threads (the pool is rebuilt on next use).
+pub fn set_num_threads(n: usize) -> Result<()> {
+    if !(1..=MAX_THREADS).contains(&n) {
+        return Err(Error::Threads(format!(
+            "number of threads must be in 1..={MAX_THREADS}, got {n}"
+        )));
+    }
+    NUM_THREADS.store(n, Ordering::Relaxed);
+    Ok(())
+}
+
+#[cfg(unix)]
+fn register_fork_handler() {
+    static ONCE: Once = Once::new();
+    extern "C" fn in_child() {
+        FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only touches an atomic.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(in_child));
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn register_fork_handler() {}
+
+fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
+    register_fork_handler();
+    let generation = FORK_GENERATION.load(Ordering::Relaxed);
+    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(entry) = slot.as_ref() {
+        if entry.generation == generation && entry.threads == threads {
+            return Ok(entry.pool.clone());
+        }
+    }
+    if let Some(stale) = slot.take() {
+        if stale.generation != generation {
+            // Inherited across fork: its threads do not exist here, and
+            // dropping it would wait on them. Leak it.
+            std::mem::forget(stale);
+        }
+    }
+    let pool = ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("lec7rs-{i}"))
+        .build()
+        .map_err(|e| Error::Threads(format!("cannot start {threads} threads: {e}")))?;
+    let pool = Arc::new(pool);
+    *slot = Some(PoolEntry {
+        pool: pool.clone(),
+        threads,
+        generation,
+    });
+    Ok(pool)
+}
+
+/// A unit of work that can be cut at an element index: one tensor's slices
+/// (param, grad, state) together.
+pub trait Split: Sized + Send {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Cuts every slice at `mid` (slices that are empty stay empty).
+    fn split_at(self, mid: usize) -> (Self, Self);
+}
+
+/// Cuts a mutable slice at `mid`, leaving an empty slice empty.
+#[inline]
+pub fn split_mut<T>(s: &mut [T], mid: usize) -> (&mut [T], &mut [T]) {
+    if s.is_empty() {
+        (s, &mut [])
+    } else {
+        s.split_at_mut(mid)
+    }
+}
+
+/// Cuts a shared slice at `mid`, leaving an empty slice empty.
+#[inline]
+pub fn split_ref<T>(s: &[T], mid: usize) -> (&[T], &[T]) {
+    if s.is_empty() {
+        (s, &[])
+    } else {
+        s.split_at(mid)
+    }
+}
+
+fn into_chunks<W: Split>(items: Vec<W>) -> Vec<W> {
+    let total: usize = items.iter().map(Split::len).sum();
+    let mut chunks = Vec::with_capacity(total / CHUNK + items.len());
+    for mut item in items {
+        while item.len() > CHUNK {
+            let (head, tail) = item.split_at(CHUNK);
+            chunks.push(head);
+            item = tail;
+        }
+        chunks.push(item);
+    }
+    chunks
+}
+
+/// Runs `f` over every item, as one parallel job over fixed-size chunks of
+/// all items together (not one item after another). Small jobs and a
+/// one-thread setting run inline, on whole items. `f` must be element-wise:
+/// its result may not depend on where the items are cut.
+pub fn for_each_chunk<W, F>(items: Vec<W>, f: F) -> Result<()>
+where
+    W: Split,
+    F: Fn(W) + Sync + Send,
+{
+    let total: usize = items.iter().map(Split::len).sum();
+    let threads = num_threads();
+    if threads <= 1 || total <= INLINE_MAX {
+        items.into_iter().for_each(f);
+        return Ok(());
+    }
+    let chunks = into_chunks(items);
+    pool(threads)?.install(|| chunks.into_par_iter().for_each(f));
+    Ok(())
+}
+
+/// Maps `f` over fixed chunks of all items and returns the results in chunk
+/// order, whatever the thread count: the building block of reductions with
+/// a fixed tree (combine the results in order).
+pub fn map_chunks<W, R, F>(items: Vec<W>, f: F) -> Result<Vec<R>>
+where
+    W: Split,
+    R: Send,
+    F: Fn(W) -> R + Sync + Send,
+{
+    let total: usize = items.iter().map(Split::len).sum();
+    let chunks = into_chunks(items);
+    let threads = num_threads();
+    if threads <= 1 || total <= INLINE_MAX {
+        return Ok(chunks.into_iter().map(f).collect());
+    }
+    Ok(pool(threads)?.install(|| chunks.into_par_iter().map(f).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Range(std::ops::Range<usize>);
+
+    impl Split for Range {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn split_at(self, mid: usize) -> (Self, Self) {
+            let cut = self.0.start + mid;
+            (Range(self.0.start..cut), Range(cut..self.0.end))
+        }
+    }
+
+    #[test]
+    fn chunks_are_fixed_and_cover_everything() {
+        let items = vec![Range(0..3 * CHUNK + 5), Range(0..0), Range(0..7)];
+        let sizes: Vec<usize> = into_chunks(items).iter().map(Split::len).collect();
+        assert_eq!(sizes, vec![CHUNK, CHUNK, CHUNK, 5, 0, 7]);
+    }
+
+    #[test]
+    fn map_chunks_keeps_order_for_any_thread_count() {
+        let make = || vec![Range(0..5 * CHUNK + 3), Range(10..20)];
+        let want: Vec<usize> = into_chunks(make()).iter().map(|r| r.0.start).collect();
+        for threads in [1, 2, 3] {
+            set_num_threads(threads).unwrap();
+            let got = map_chunks(make(), |r| r.0.start).unwrap();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn thread_count_is_validated() {
+        assert!(set_num_threads(0).is_err());
+        assert!(set_num_threads(MAX_THREADS + 1).is_err());
+    }
+}

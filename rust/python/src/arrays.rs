@@ -1,0 +1,244 @@
+//! Turning Python lists of NumPy arrays into checked, borrowed slices.
+//!
+//! Written arrays (params, state) must be C-contiguous and writeable and are
+//! borrowed mutably; read arrays (grads) may have any strides and are copied
+//! once when not contiguous. Borrows go through rust-numpy's borrow checker,
+//! which refuses overlapping arrays in one call and arrays in use by a
+//! concurrent call on another thread (the GIL is released while computing).
+
+use numpy::{
+    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
+    PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::errors::{borrow, type_error, value_error};
+
+/// The element types of the kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+        }
+    }
+}
+
+/// The subscripts of the tensors of a call, for messages: `labels[i]` is
+/// `"[3]"` or `"['fc1.w']"`, read only when a message is written.
+#[derive(Clone, Copy)]
+pub struct Names<'a, 'py> {
+    labels: &'a Bound<'py, PyList>,
+}
+
+impl<'a, 'py> Names<'a, 'py> {
+    pub fn new(labels: &'a Bound<'py, PyList>) -> Self {
+        Names { labels }
+    }
+
+    /// The name of argument `what` of tensor `i`, e.g. `grads['w']`.
+    pub fn of(self, what: &'static str, i: usize) -> Label<'a, 'py> {
+        Label {
+            names: self,
+            what,
+            index: i,
+            slot: None,
+        }
+    }
+}
+
+/// An argument name, formatted only when an error needs it.
+#[derive(Clone, Copy)]
+pub struct Label<'a, 'py> {
+    names: Names<'a, 'py>,
+    what: &'static str,
+    index: usize,
+    /// A state slot of the param, e.g. `exp_avg`.
+    slot: Option<&'static str>,
+}
+
+impl Label<'_, '_> {
+    /// The label of state slot `slot` of this param.
+    pub fn slot(self, slot: &'static str) -> Self {
+        Label {
+            slot: Some(slot),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Display for Label<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let label = self
+            .names
+            .labels
+            .get_item(self.index)
+            .and_then(|l| l.extract::<String>())
+            .unwrap_or_else(|_| format!("[{}]", self.index));
+        match self.slot {
+            Some(slot) => write!(f, "state {slot:?} of {}{label}", self.what),
+            None => write!(f, "{}{label}", self.what),
+        }
+    }
+}
+
+fn describe(obj: &Bound<'_, PyAny>) -> String {
+    match obj.cast::<PyUntypedArray>() {
+        Ok(arr) => {
+            let dtype = arr.dtype();
+            let name = dtype
+                .str()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| "?".into());
+            if dtype.is_native_byteorder().unwrap_or(true) {
+                format!("an array of dtype {name}")
+            } else {
+                format!("an array of dtype {name} (non-native byte order)")
+            }
+        }
+        Err(_) => {
+            let ty = obj
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into());
+            format!("an object of type {ty}")
+        }
+    }
+}
+
+/// The dtype of an array that must be float32 or float64.
+pub fn dtype_of(obj: &Bound<'_, PyAny>, what: Label<'_, '_>) -> PyResult<Dtype> {
+    if obj.cast::<PyArrayDyn<f32>>().is_ok() {
+        Ok(Dtype::F32)
+    } else if obj.cast::<PyArrayDyn<f64>>().is_ok() {
+        Ok(Dtype::F64)
+    } else {
+        Err(type_error(format!(
+            "{what}: expected a float32 or float64 NumPy array, got {}",
+            describe(obj)
+        )))
+    }
+}
+
+fn typed<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    dtype: Dtype,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    obj.cast::<PyArrayDyn<T>>().cloned().map_err(|_| {
+        type_error(format!(
+            "{what}: expected a {} NumPy array (the dtype of this call), got {}",
+            dtype.name(),
+            describe(obj)
+        ))
+    })
+}
+
+/// A read-only input: borrowed when contiguous, else copied once in C order.
+pub enum Input<'py, T: Element> {
+    Borrowed(PyReadonlyArrayDyn<'py, T>),
+    Copied(Vec<T>, Vec<usize>),
+}
+
+impl<T: Element + Copy> Input<'_, T> {
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            // A contiguous borrow always has a slice; the fallback is unreachable.
+            Input::Borrowed(a) => a.as_slice().unwrap_or(&[]),
+            Input::Copied(v, _) => v,
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Input::Borrowed(a) => a.shape(),
+            Input::Copied(_, shape) => shape,
+        }
+    }
+}
+
+/// Borrows an array that is only read. Any strides are accepted.
+pub fn read<'py, T: Element + Copy>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    dtype: Dtype,
+) -> PyResult<Input<'py, T>> {
+    let arr = typed::<T>(obj, what, dtype)?;
+    let ro = arr
+        .try_readonly()
+        .map_err(|e| borrow(&what.to_string(), e))?;
+    if ro.as_slice().is_ok() {
+        Ok(Input::Borrowed(ro))
+    } else {
+        let shape = ro.shape().to_vec();
+        let data = ro.as_array().iter().copied().collect();
+        Ok(Input::Copied(data, shape))
+    }
+}
+
+/// Borrows an array that is written: C-contiguous and writeable.
+pub fn write<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    dtype: Dtype,
+) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+    let arr = typed::<T>(obj, what, dtype)?;
+    if !arr.is_c_contiguous() {
+        return Err(value_error(format!(
+            "{what} must be C-contiguous to be updated in place (use np.ascontiguousarray once, \
+             before building the optimizer)"
+        )));
+    }
+    arr.try_readwrite()
+        .map_err(|e| borrow(&what.to_string(), e))
+}
+
+/// Checks that two arrays of one tensor have the same shape.
+pub fn same_shape(
+    a: &[usize],
+    a_what: Label<'_, '_>,
+    b: &[usize],
+    b_what: Label<'_, '_>,
+) -> PyResult<()> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(value_error(format!(
+            "shape mismatch: {a_what} has shape {} but {b_what} has shape {}",
+            fmt_shape(a),
+            fmt_shape(b)
+        )))
+    }
+}
+
+fn fmt_shape(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// NumPy's WRITEABLE flag.
+pub fn is_writeable<'py>(arr: &impl PyUntypedArrayMethods<'py>) -> bool {
+    // SAFETY: reads the flags of a live array object.
+    unsafe {
+        (*numpy::npyffi::_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).flags
+            & numpy::npyffi::NPY_ARRAY_WRITEABLE
+            != 0
+    }
+}

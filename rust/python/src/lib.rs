@@ -1,0 +1,31 @@
+//! `lec7rs._core`: the thin PyO3 binding of `lec7rs-core`. It converts and
+//! checks arguments, releases the GIL and calls the core; the classes users
+//! touch are in the Python package.
+
+mod arrays;
+mod errors;
+mod optim;
+mod runtime;
+mod step;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(runtime::simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::simd_levels, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::set_simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::env_warnings, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::sgd_check, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::adagrad_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::adagrad_check, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::rmsprop_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::rmsprop_check, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::adam_check, m)?)?;
+    Ok(())
+}

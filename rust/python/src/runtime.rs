@@ -1,0 +1,52 @@
+//! SIMD level and thread count.
+
+use lec7rs_core::{parallel, simd};
+use pyo3::prelude::*;
+
+use crate::errors::CoreResult;
+
+/// The instruction set the kernels dispatch to.
+#[pyfunction]
+pub fn simd_level() -> &'static str {
+    simd::level().name()
+}
+
+/// Every SIMD level this CPU supports, best first.
+#[pyfunction]
+pub fn simd_levels() -> Vec<&'static str> {
+    simd::supported_levels()
+        .into_iter()
+        .map(|l| l.name())
+        .collect()
+}
+
+/// Forces a SIMD level (tests and benchmarks); ValueError if unsupported.
+#[pyfunction]
+pub fn set_simd_level(name: &str) -> PyResult<()> {
+    let level = simd::Level::parse(name).context("level")?;
+    simd::set_level(level).context("level")
+}
+
+#[pyfunction]
+pub fn get_num_threads() -> usize {
+    parallel::num_threads()
+}
+
+#[pyfunction]
+pub fn set_num_threads(n: i64) -> PyResult<()> {
+    let n = usize::try_from(n).unwrap_or(0);
+    parallel::set_num_threads(n).context("n")
+}
+
+/// Problems with `LEC7RS_SIMD` / `LEC7RS_NUM_THREADS`, for a warning at import.
+#[pyfunction]
+pub fn env_warnings() -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(e) = simd::level_from_env() {
+        out.push(format!("{e}; using {}", simd::best_level()));
+    }
+    if let Err(e) = parallel::num_threads_from_env() {
+        out.push(format!("{e}; using the number of CPUs"));
+    }
+    out
+}
