@@ -83,7 +83,7 @@ impl std::fmt::Display for Label<'_, '_> {
             .and_then(|l| l.extract::<String>())
             .unwrap_or_else(|_| format!("[{}]", self.index));
         match self.slot {
-            Some(slot) => write!(f, "state {slot:?} of {}{label}", self.what),
+            Some(slot) => write!(f, "state '{slot}' of {}{label}", self.what),
             None => write!(f, "{}{label}", self.what),
         }
     }
@@ -175,7 +175,9 @@ pub fn read<'py, T: Element + Copy>(
     let ro = arr
         .try_readonly()
         .map_err(|e| borrow(&what.to_string(), e))?;
-    if ro.as_slice().is_ok() {
+    // Not `as_slice().is_ok()`: that also accepts Fortran order, whose memory
+    // order is not the logical (C) order.
+    if arr.is_c_contiguous() {
         Ok(Input::Borrowed(ro))
     } else {
         let shape = ro.shape().to_vec();

@@ -111,7 +111,8 @@ pub fn best_level() -> Level {
 pub fn level_from_env() -> Result<Option<Level>> {
     match std::env::var("LEC7RS_SIMD") {
         Ok(name) if !name.trim().is_empty() => {
-            let level = Level::parse(&name)?;
+            let level =
+                Level::parse(&name).map_err(|e| Error::SimdLevel(format!("LEC7RS_SIMD: {e}")))?;
             if level.is_supported() {
                 Ok(Some(level))
             } else {

@@ -1,0 +1,75 @@
+"""Type stubs of the compiled extension ``lec7rs._core`` (private API: the
+public names are re-exported by ``lec7rs`` and used by ``lec7rs.optim``)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+def simd_level() -> str: ...
+def simd_levels() -> list[str]: ...
+def set_simd_level(name: str) -> None: ...
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def env_warnings() -> list[str]: ...
+
+# A step call returns True (stepped), False (skipped: a grad was not finite)
+# or the list of (tensor, slot) pairs whose state must be created first.
+_Outcome = bool | list[tuple[int, int]]
+_Arrays = list[np.ndarray | None]
+
+def sgd_step(
+    params: list[np.ndarray],
+    grads: _Arrays,
+    momentum_buffer: _Arrays,
+    steps: npt.NDArray[np.int64],
+    group_of: list[int],
+    hypers: list[tuple[Any, ...]],
+    fresh: Sequence[int],
+    labels: list[str],
+    check_finite: bool,
+) -> _Outcome: ...
+def sgd_check(hyper: tuple[Any, ...]) -> None: ...
+def adagrad_step(
+    params: list[np.ndarray],
+    grads: _Arrays,
+    sum: _Arrays,
+    steps: npt.NDArray[np.int64],
+    group_of: list[int],
+    hypers: list[tuple[Any, ...]],
+    fresh: Sequence[int],
+    labels: list[str],
+    check_finite: bool,
+) -> _Outcome: ...
+def adagrad_check(hyper: tuple[Any, ...]) -> None: ...
+def rmsprop_step(
+    params: list[np.ndarray],
+    grads: _Arrays,
+    square_avg: _Arrays,
+    momentum_buffer: _Arrays,
+    grad_avg: _Arrays,
+    steps: npt.NDArray[np.int64],
+    group_of: list[int],
+    hypers: list[tuple[Any, ...]],
+    fresh: Sequence[int],
+    labels: list[str],
+    check_finite: bool,
+) -> _Outcome: ...
+def rmsprop_check(hyper: tuple[Any, ...]) -> None: ...
+def adam_step(
+    params: list[np.ndarray],
+    grads: _Arrays,
+    exp_avg: _Arrays,
+    exp_avg_sq: _Arrays,
+    max_exp_avg_sq: _Arrays,
+    steps: npt.NDArray[np.int64],
+    group_of: list[int],
+    hypers: list[tuple[Any, ...]],
+    fresh: Sequence[int],
+    labels: list[str],
+    check_finite: bool,
+) -> _Outcome: ...
+def adam_check(hyper: tuple[Any, ...]) -> None: ...
