@@ -45,7 +45,7 @@ impl<'a, 'py> Names<'a, 'py> {
 
     /// The name of argument `what` of tensor `i`, e.g. `grads['w']`.
     pub fn of(self, what: &'static str, i: usize) -> Label<'a, 'py> {
-        Label {
+        Label::Tensor {
             names: self,
             what,
             index: i,
@@ -54,37 +54,65 @@ impl<'a, 'py> Names<'a, 'py> {
     }
 }
 
-/// An argument name, formatted only when an error needs it.
+/// An argument name, formatted only when an error needs it: a plain
+/// argument (`x`, `out`) or one tensor of a list (`grads['w']`, or a state
+/// slot of a param).
 #[derive(Clone, Copy)]
-pub struct Label<'a, 'py> {
-    names: Names<'a, 'py>,
-    what: &'static str,
-    index: usize,
-    /// A state slot of the param, e.g. `exp_avg`.
-    slot: Option<&'static str>,
+pub enum Label<'a, 'py> {
+    #[allow(dead_code)] // until the first single-array binding uses it
+    Arg(&'static str),
+    Tensor {
+        names: Names<'a, 'py>,
+        what: &'static str,
+        index: usize,
+        /// A state slot of the param, e.g. `exp_avg`.
+        slot: Option<&'static str>,
+    },
 }
 
 impl Label<'_, '_> {
+    /// A plain argument name, e.g. `Label::arg("out")`.
+    #[allow(dead_code)] // until the first single-array binding uses it
+    pub fn arg(name: &'static str) -> Self {
+        Label::Arg(name)
+    }
+
     /// The label of state slot `slot` of this param.
     pub fn slot(self, slot: &'static str) -> Self {
-        Label {
-            slot: Some(slot),
-            ..self
+        match self {
+            Label::Tensor {
+                names, what, index, ..
+            } => Label::Tensor {
+                names,
+                what,
+                index,
+                slot: Some(slot),
+            },
+            arg => arg,
         }
     }
 }
 
 impl std::fmt::Display for Label<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let label = self
-            .names
-            .labels
-            .get_item(self.index)
-            .and_then(|l| l.extract::<String>())
-            .unwrap_or_else(|_| format!("[{}]", self.index));
-        match self.slot {
-            Some(slot) => write!(f, "state '{slot}' of {}{label}", self.what),
-            None => write!(f, "{}{label}", self.what),
+        match *self {
+            Label::Arg(name) => f.write_str(name),
+            Label::Tensor {
+                names,
+                what,
+                index,
+                slot,
+            } => {
+                let label = names
+                    .labels
+                    .get_item(index)
+                    .and_then(|l| l.extract::<String>())
+                    .unwrap_or_else(|_| format!("[{index}]"));
+                match slot {
+                    Some(slot) => write!(f, "state '{slot}' of {what}{label}"),
+                    None => write!(f, "{what}{label}"),
+                }
+            }
         }
     }
 }
