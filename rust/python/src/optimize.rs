@@ -6,9 +6,7 @@
 //! GIL held; every pass of the optimizer itself (two-loop recursion, BFGS
 //! update, line search steps, copies) runs with the GIL released.
 
-use lec7rs_core::optimize::{
-    two_loop, HessInv, Method, Minimizer, Options, Pair, Request, Search,
-};
+use lec7rs_core::optimize::{two_loop, HessInv, Method, Minimizer, Options, Pair, Request, Search};
 use lec7rs_core::simd::Real;
 use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;

@@ -15,7 +15,7 @@
 //! the new direction `-H+ g` follows from `H g` and `H y` by the formula
 //! above in O(n).
 
-use super::lbfgs::alloc_zeroed;
+use super::lbfgs::{alloc_zeroed, physical_memory};
 use super::reduce::{pass, pass_inline, Body, In, Out};
 use crate::error::Result;
 use crate::parallel;
@@ -118,12 +118,19 @@ impl<T: Real> Dense<T> {
     /// Allocates the `n x n` matrix up front (an error, not an abort, when
     /// it does not fit).
     pub fn new(n: usize) -> Result<Self> {
+        let what = "the dense BFGS inverse Hessian (n x n; use L-BFGS for large n)";
         let nn = n
             .checked_mul(n)
-            .ok_or_else(|| super::lbfgs::oom("the BFGS inverse Hessian", usize::MAX))?;
+            .ok_or_else(|| super::lbfgs::oom(what, usize::MAX))?;
+        // Refuse what cannot fit in RAM rather than let an overcommitting
+        // allocator hand out memory that the first update then touches.
+        let bytes = nn.saturating_mul(std::mem::size_of::<T>());
+        if physical_memory().is_some_and(|ram| bytes > ram) {
+            return Err(super::lbfgs::oom(what, bytes));
+        }
         Ok(Dense {
             n,
-            h: alloc_zeroed(nn, "the dense BFGS inverse Hessian (n x n)")?,
+            h: alloc_zeroed(nn, what)?,
             identity: true,
             pending: None,
             s_p: alloc_zeroed(n, "BFGS work vectors")?,

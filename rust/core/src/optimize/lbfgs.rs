@@ -258,11 +258,40 @@ pub(crate) fn oom(what: &str, bytes: usize) -> Error {
     }
 }
 
-/// A zeroed vector of `len` elements, or an error instead of an abort.
+/// A zeroed vector of `len` elements, or an error instead of an abort. The
+/// memory comes zeroed from the allocator (pages are not touched here).
 pub(crate) fn alloc_zeroed<T: Real>(len: usize, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| oom(what, len.saturating_mul(std::mem::size_of::<T>())))?;
-    v.resize(len, T::ZERO);
-    Ok(v)
+    let bytes = len.saturating_mul(std::mem::size_of::<T>());
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(len).map_err(|_| oom(what, bytes))?;
+    // SAFETY: `layout` has a non-zero size; all-zero bits are 0.0 for f32
+    // and f64; the pointer comes from the global allocator with the layout
+    // of a `Vec<T>` of capacity `len`.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut T;
+        if ptr.is_null() {
+            return Err(oom(what, bytes));
+        }
+        Ok(Vec::from_raw_parts(ptr, len, len))
+    }
+}
+
+/// The machine's physical memory in bytes, if known.
+pub(crate) fn physical_memory() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && size > 0 {
+            return (pages as usize).checked_mul(size as usize);
+        }
+    }
+    None
 }

@@ -530,6 +530,9 @@ impl<T: Real> Minimizer<T> {
             1.0
         };
         self.ls_evals = 0;
+        // A fresh search: `not_finite` may have lowered the previous one's
+        // maximum step.
+        self.ls = self.opts.line_search();
         match self.ls.start(self.f, self.gd, t0) {
             Next::Evaluate(t) => Ok(Some(self.trial(t)?)),
             Next::Error(e) | Next::Warning(e) => self.fail(e),
