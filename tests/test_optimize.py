@@ -242,7 +242,7 @@ def test_two_loop_is_bit_identical_across_levels_and_threads():
 
 
 def test_hess_inv_uses_the_iterations_gamma():
-    fun, a, _ = quadratic(n=30, cond=100, seed=6)
+    fun, _a, _ = quadratic(n=30, cond=100, seed=6)
     r = minimize(fun, np.ones(30), m=5, max_iter=8)
     h = r.hess_inv
     assert isinstance(h, LbfgsInvHessProduct) and h.shape == (30, 30)

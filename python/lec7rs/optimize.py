@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable
 
 import numpy as np
 
@@ -151,9 +151,9 @@ def minimize(
     x0: Any,
     *,
     method: str = "L-BFGS",
-    jac: Union[bool, Callable, None] = True,
-    hess: Optional[Callable] = None,
-    callback: Optional[Callable] = None,
+    jac: bool | Callable | None = True,
+    hess: Callable | None = None,
+    callback: Callable | None = None,
     m: int = 10,
     gtol: float = 1e-5,
     ftol: float = 2.2e-9,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -81,11 +81,11 @@ class LBFGS(Optimizer):
         params: ParamsT,
         lr: float = 1,
         max_iter: int = 20,
-        max_eval: Optional[int] = None,
+        max_eval: int | None = None,
         tolerance_grad: float = 1e-7,
         tolerance_change: float = 1e-9,
         history_size: int = 100,
-        line_search_fn: Optional[str] = None,
+        line_search_fn: str | None = None,
         *,
         check_finite: bool = False,
     ):

@@ -4,12 +4,12 @@ on one flat parameter vector, transcribed line by line from PyTorch."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
 
-def lbfgs_two_loop(s: list, y: list, v: np.ndarray, gamma: Optional[float] = None) -> np.ndarray:
+def lbfgs_two_loop(s: list, y: list, v: np.ndarray, gamma: float | None = None) -> np.ndarray:
     """``H v`` for the L-BFGS inverse Hessian approximation of the pairs
     ``(s[i], y[i])``, oldest first::
 
@@ -162,11 +162,11 @@ def torch_lbfgs(
     state: dict,
     lr: float = 1,
     max_iter: int = 20,
-    max_eval: Optional[int] = None,
+    max_eval: int | None = None,
     tolerance_grad: float = 1e-7,
     tolerance_change: float = 1e-9,
     history_size: int = 100,
-    line_search_fn: Optional[str] = None,
+    line_search_fn: str | None = None,
 ) -> float:
     """One ``torch.optim.LBFGS.step`` on the flat vector ``x`` (updated in
     place). ``closure(x) -> (loss, flat_grad)``; ``state`` persists across
@@ -241,7 +241,7 @@ def torch_lbfgs(
                 raise RuntimeError("only 'strong_wolfe' is supported")
             x_init = x.copy()
 
-            def obj_func(x_, t_, d_):
+            def obj_func(x_, t_, d_, x=x):
                 x[:] = x_ + t_ * d_
                 out = evaluate()
                 x[:] = x_
