@@ -101,6 +101,7 @@ class LBFGS(Optimizer):
             line_search_fn=line_search_fn,
         )
         self._lbfgs: dict = {}
+        self._orig_loss: Any = None
         super().__init__(params, defaults, check_finite=check_finite)
         self._sizes = [p.size for p in self._params]
         self._numel = sum(self._sizes)
@@ -183,13 +184,14 @@ class LBFGS(Optimizer):
             raise TypeError(f"closure must be callable, got {type(closure).__name__}")
         group = self.param_groups[0]
         x_start = self._flat_params() if self.check_finite else None
+        self._orig_loss = None
         try:
             orig_loss, state = self._step(closure, group)
         except _NotFinite as e:
             self._set(x_start)
             self.last_step_skipped = True
             self._skipped_steps += 1
-            return e.args[0]
+            return e.args[0] if self._orig_loss is None else self._orig_loss
         self._lbfgs = state
         self.last_step_skipped = False
         return orig_loss
@@ -221,6 +223,7 @@ class LBFGS(Optimizer):
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
         orig_loss, loss, flat_grad = self._evaluate(closure)
+        self._orig_loss = orig_loss
         current_evals = 1
         state["func_evals"] += 1
         if group["frozen"] or np.abs(flat_grad).max(initial=0.0) <= tolerance_grad:
