@@ -25,7 +25,9 @@ fn n() -> usize {
 fn bench<T: simd::Real>(c: &mut Criterion, name: &str) {
     let (n, m) = (n(), 10usize);
     let val = |i: usize, k: usize| T::from_f64(((i * 7 + k * 13) % 17) as f64 * 0.1 - 0.8);
-    let s: Vec<Vec<T>> = (0..m).map(|k| (0..n).map(|i| val(i, k)).collect()).collect();
+    let s: Vec<Vec<T>> = (0..m)
+        .map(|k| (0..n).map(|i| val(i, k)).collect())
+        .collect();
     // y_i = 2 s_i + small: s'y > 0.
     let y: Vec<Vec<T>> = s
         .iter()

@@ -130,7 +130,7 @@ def test_state_dict_resumes_identically():
 
 
 def test_bad_state_dict_changes_nothing():
-    out, opt, _ = run_pair(dict(), steps=1)
+    _, opt, _ = run_pair(dict(), steps=1)
     before = opt.state_dict()
     bad = opt.state_dict()
     bad["state"][0]["d"] = np.zeros(3)

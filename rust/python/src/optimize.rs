@@ -176,7 +176,7 @@ fn run<'py, T: Real + Element>(
     let g = g.into_pyarray(py).reshape(calls.shape)?;
     let hess: Bound<'py, PyAny> = match hess {
         HessInv::Lbfgs { s, y, order } => {
-            let rows = if n == 0 { 0 } else { s.len() / n };
+            let rows = s.len().checked_div(n).unwrap_or(0);
             let s = s.into_pyarray(py).reshape([rows, n])?;
             let y = y.into_pyarray(py).reshape([rows, n])?;
             ("lbfgs", s, y, order).into_pyobject(py)?.into_any()

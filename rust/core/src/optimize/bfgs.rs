@@ -166,9 +166,14 @@ impl<T: Real> Dense<T> {
         let n = self.n;
         if self.identity {
             let c = T::from_f64(scale);
-            for i in 0..n {
-                self.hy[i] = c.mul(self.y[i]);
-                self.hg[i] = c.mul(g[i]);
+            for ((hy, hg), (&y, &g)) in self
+                .hy
+                .iter_mut()
+                .zip(&mut self.hg)
+                .zip(self.y.iter().zip(g))
+            {
+                *hy = c.mul(y);
+                *hg = c.mul(g);
             }
             return Ok(());
         }

@@ -91,17 +91,21 @@ impl MoreThuente {
 
     /// Starts a search from `phi(0) = f`, `phi'(0) = g` with first step `stp`.
     pub fn start(&mut self, f: f64, g: f64, stp: f64) -> Next {
-        if !(stp >= self.stpmin) {
+        if stp.is_nan() || stp < self.stpmin {
             return Next::Error("the initial step is below the minimum step");
         }
         if stp > self.stpmax {
             return Next::Error("the initial step is above the maximum step");
         }
-        if !(g < 0.0) {
+        if g.is_nan() || g >= 0.0 {
             return Next::Error("the search direction is not a descent direction");
         }
-        if !(self.ftol >= 0.0 && self.gtol >= 0.0 && self.xtol >= 0.0)
-            || !(self.stpmin >= 0.0 && self.stpmax >= self.stpmin)
+        let valid = |v: f64| v >= 0.0;
+        if !(valid(self.ftol)
+            && valid(self.gtol)
+            && valid(self.xtol)
+            && valid(self.stpmin)
+            && self.stpmax >= self.stpmin)
         {
             return Next::Error("invalid line search parameters");
         }
@@ -381,10 +385,10 @@ impl Backtracking {
     }
 
     pub fn start(&mut self, f: f64, g: f64, stp: f64) -> Next {
-        if !(g < 0.0) {
+        if g.is_nan() || g >= 0.0 {
             return Next::Error("the search direction is not a descent direction");
         }
-        if !(stp > 0.0 && stp.is_finite()) {
+        if stp.is_nan() || stp <= 0.0 || stp.is_infinite() {
             return Next::Error("the initial step is not a positive number");
         }
         self.f0 = f;
@@ -449,7 +453,7 @@ impl LineSearch {
     /// (a strong Wolfe search may still extrapolate up to there).
     pub fn not_finite(&mut self, stp: f64, f0: f64, g0: f64) -> Next {
         let next = 0.25 * stp;
-        if !(next > 0.0) {
+        if next.is_nan() || next <= 0.0 {
             return Next::Warning("the objective is not finite at any step tried");
         }
         match self {
@@ -489,7 +493,8 @@ mod tests {
     #[test]
     fn more_thuente_finds_a_strong_wolfe_step() {
         // phi(t) = (t - 3)^2 and a steep, narrow function.
-        let cases: Vec<(Box<dyn Fn(f64) -> (f64, f64)>, f64)> = vec![
+        type Phi = Box<dyn Fn(f64) -> (f64, f64)>;
+        let cases: Vec<(Phi, f64)> = vec![
             (Box::new(|t: f64| ((t - 3.0).powi(2), 2.0 * (t - 3.0))), 1.0),
             (
                 Box::new(|t: f64| ((t - 3.0).powi(2), 2.0 * (t - 3.0))),

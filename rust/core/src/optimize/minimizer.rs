@@ -413,6 +413,7 @@ impl<T: Real> Minimizer<T> {
     }
 
     /// Runs until the caller is needed.
+    #[allow(clippy::should_implement_trait)] // not an iterator: it can fail
     pub fn next(&mut self) -> Result<Request> {
         if self.awaiting {
             return Err(protocol("next() before tell()"));

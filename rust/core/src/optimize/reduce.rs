@@ -76,6 +76,7 @@ impl<T: Real, const S: usize, B: Body<T, S>> Kernel<T> for Span<'_, B, S> {
     type Output = Sums<S>;
 
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // `regs` registers of `BLOCK`, by index
     unsafe fn run<V: Lanes<T>>(self) -> Sums<S> {
         let len = self.end - self.start;
         let body_len = len - len % BLOCK;
