@@ -3,6 +3,8 @@ trustworthy Rust kernels for NumPy.
 
 - ``lec7rs.optim``: SGD (momentum, Nesterov), Adagrad, RMSprop, Adam, AdamW
   with ``torch.optim``'s arguments, defaults and update rules.
+- ``lec7rs.optimize``: ``minimize`` with L-BFGS, BFGS and Newton's method
+  (SciPy's ``OptimizeResult`` conventions), the optimizer's work in Rust.
 - ``lec7rs.reference``: the same rules (and the lecture's cs231n forms) in
   pure NumPy, which the tests compare against.
 
@@ -14,7 +16,7 @@ Results are bit-identical for any thread count and SIMD level.
 
 import warnings as _warnings
 
-from . import _core, optim, reference
+from . import _core, optim, optimize, reference
 from ._core import get_num_threads, simd_level
 
 __version__: str = _core.__version__
@@ -34,6 +36,7 @@ __all__ = [
     "__version__",
     "get_num_threads",
     "optim",
+    "optimize",
     "reference",
     "set_num_threads",
     "simd_level",

@@ -1,7 +1,7 @@
 """Type stubs of the compiled extension ``lec7rs._core`` (private API: the
 public names are re-exported by ``lec7rs`` and used by ``lec7rs.optim``)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,3 +73,23 @@ def adam_step(
     check_finite: bool,
 ) -> _Outcome: ...
 def adam_check(hyper: tuple[Any, ...]) -> None: ...
+
+# lec7rs.optimize: the minimize loop; returns (x, f, g, nit, nfev, status,
+# message, hess) with hess None, ("lbfgs", s, y, order) or ("dense", h).
+def minimize(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    shape: Sequence[int],
+    options: dict[str, Any],
+    callback: Callable[[np.ndarray, float, np.ndarray, int, int], bool] | None = None,
+    direction: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> tuple[Any, ...]: ...
+def lbfgs_two_loop(
+    s: list[np.ndarray],
+    y: list[np.ndarray],
+    v: np.ndarray,
+    *,
+    rho: Sequence[float] | None = None,
+    gamma: float | None = None,
+    negate: bool = False,
+) -> np.ndarray: ...

@@ -2,6 +2,7 @@
 the ``torch.optim`` rules that ``lec7rs.optim`` implements. The tests compare
 the Rust kernels against these; read them for the exact formulas."""
 
+from .lbfgs import lbfgs_two_loop, torch_lbfgs
 from .optim import (
     adagrad,
     adam,
@@ -19,6 +20,7 @@ from .optim import (
 __all__ = [
     "adagrad",
     "adam",
+    "lbfgs_two_loop",
     "nesterov_momentum",
     "rmsprop",
     "sgd",
@@ -26,6 +28,7 @@ __all__ = [
     "torch_adagrad",
     "torch_adam",
     "torch_adamw",
+    "torch_lbfgs",
     "torch_rmsprop",
     "torch_sgd",
 ]

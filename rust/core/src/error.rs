@@ -26,6 +26,12 @@ pub enum Error {
     Threads(String),
     /// A SIMD level that is unknown or that this CPU does not have.
     SimdLevel(String),
+    /// A buffer (an L-BFGS history, a dense inverse Hessian) that cannot be
+    /// allocated.
+    OutOfMemory { what: String, bytes: usize },
+    /// A reverse-communication object called out of order (a bug of its
+    /// caller, not of the user's input).
+    Protocol(String),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +50,10 @@ impl fmt::Display for Error {
             Error::MissingState { what } => write!(f, "missing optimizer state {what}"),
             Error::Threads(msg) => write!(f, "{msg}"),
             Error::SimdLevel(msg) => write!(f, "{msg}"),
+            Error::OutOfMemory { what, bytes } => {
+                write!(f, "cannot allocate {what} ({bytes} bytes)")
+            }
+            Error::Protocol(msg) => write!(f, "{msg}"),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod optim;
+pub mod optimize;
 pub mod parallel;
 pub mod simd;
 

@@ -219,6 +219,35 @@ where
     Ok(pool(threads)?.install(|| chunks.into_par_iter().map(f).collect()))
 }
 
+/// Runs `f(i, row)` over the rows of a row-major matrix (`row_len`
+/// elements each) in parallel and returns the results in row order. Each row
+/// is processed whole by one thread, so per-row results never depend on the
+/// thread count. Small matrices and a one-thread setting run inline.
+pub fn map_rows<T, R, F>(data: &mut [T], row_len: usize, f: F) -> Result<Vec<R>>
+where
+    T: Send,
+    R: Send,
+    F: Fn(usize, &mut [T]) -> R + Sync + Send,
+{
+    if row_len == 0 {
+        return Ok(Vec::new());
+    }
+    let threads = num_threads();
+    if threads <= 1 || data.len() <= INLINE_MAX {
+        return Ok(data
+            .chunks_mut(row_len)
+            .enumerate()
+            .map(|(i, r)| f(i, r))
+            .collect());
+    }
+    Ok(pool(threads)?.install(|| {
+        data.par_chunks_mut(row_len)
+            .enumerate()
+            .map(|(i, r)| f(i, r))
+            .collect()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,6 @@ impl<'a, 'py> Names<'a, 'py> {
 /// slot of a param).
 #[derive(Clone, Copy)]
 pub enum Label<'a, 'py> {
-    #[allow(dead_code)] // until the first single-array binding uses it
     Arg(&'static str),
     Tensor {
         names: Names<'a, 'py>,
@@ -72,7 +71,6 @@ pub enum Label<'a, 'py> {
 
 impl Label<'_, '_> {
     /// A plain argument name, e.g. `Label::arg("out")`.
-    #[allow(dead_code)] // until the first single-array binding uses it
     pub fn arg(name: &'static str) -> Self {
         Label::Arg(name)
     }

@@ -1,9 +1,11 @@
 //! The one place where errors become Python exceptions: `ValueError` for
-//! values, shapes, layout and aliasing; `TypeError` for types and dtypes.
+//! values, shapes, layout and aliasing; `TypeError` for types and dtypes;
+//! `MemoryError` for a buffer that cannot be allocated (a dense BFGS matrix
+//! for a huge n); `RuntimeError` for an internal protocol error (a bug).
 
 use lec7rs_core::Error;
 use numpy::BorrowError;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::PyErr;
 
 /// A core error, with the argument it concerns in front.
@@ -19,6 +21,8 @@ pub fn core(context: &str, err: Error) -> PyErr {
         | Error::MissingState { .. }
         | Error::Threads(_)
         | Error::SimdLevel(_) => PyValueError::new_err(msg),
+        Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
+        Error::Protocol(_) => PyRuntimeError::new_err(msg),
     }
 }
 

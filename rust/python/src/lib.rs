@@ -5,6 +5,7 @@
 mod arrays;
 mod errors;
 mod optim;
+mod optimize;
 mod runtime;
 mod step;
 
@@ -27,5 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::rmsprop_check, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adam_check, m)?)?;
+    m.add_function(wrap_pyfunction!(optimize::minimize, m)?)?;
+    m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
     Ok(())
 }

@@ -1,0 +1,470 @@
+"""Second-order minimization: L-BFGS, BFGS and Newton's method, with SciPy's
+``OptimizeResult`` conventions.
+
+The objective stays a Python callable; the optimizer's own work per
+iteration (the two-loop recursion, the BFGS update, the line search's trial
+points and dot products) runs in Rust with the GIL released, multi-threaded
+and bit-identical for any thread count and SIMD level.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["LbfgsInvHessProduct", "OptimizeResult", "minimize"]
+
+_METHODS = {"l-bfgs": "L-BFGS", "bfgs": "BFGS", "newton": "Newton"}
+_LINE_SEARCHES = ("strong_wolfe", "backtracking")
+
+
+class OptimizeResult(dict):
+    """The result of :func:`minimize`: a dict whose keys are also attributes,
+    with SciPy's field names.
+
+    ``x`` (the solution, x0's dtype and shape), ``fun`` (f at x), ``jac``
+    (the gradient at x), ``nit`` (iterations), ``nfev`` (calls of ``fun``),
+    ``njev`` (gradient evaluations), ``success``, ``status`` (0 converged,
+    1 iteration or evaluation limit, 2 line search failed or the objective
+    is not finite, 3 stopped by the callback), ``message`` and ``hess_inv``
+    (L-BFGS: an :class:`LbfgsInvHessProduct`; BFGS: the dense matrix;
+    Newton: None). Newton adds ``nhev`` (Hessian evaluations) and
+    ``hess_shift`` (the largest multiple of the identity added to make a
+    Hessian positive definite, 0.0 if none was needed).
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __dir__(self) -> list:
+        return list(self.keys())
+
+    def __repr__(self) -> str:
+        if not self:
+            return f"{type(self).__name__}()"
+        width = max(map(len, map(str, self))) + 1
+        return "\n".join(
+            f"{str(k).rjust(width)}: {_short(v)}" for k, v in sorted(self.items(), key=_key)
+        )
+
+
+def _key(item: tuple) -> str:
+    return str(item[0])
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, np.ndarray) and v.size > 20:
+        return np.array2string(v, threshold=20, edgeitems=3)
+    return repr(v)
+
+
+class LbfgsInvHessProduct:
+    """The L-BFGS inverse Hessian approximation ``H`` of the last iterate,
+    as a linear operator: ``matvec(v) = H v``, ``dot(v)``, ``todense()``.
+
+    ``H`` is what the iterations used: the two-loop recursion over the
+    stored pairs ``(s_i, y_i)`` with ``H0 = gamma I``,
+    ``gamma = s'y / y'y`` of the newest pair (SciPy's
+    ``LbfgsInvHessProduct`` uses ``H0 = I`` instead, so its ``H`` is not the
+    one its iterations used). ``H v`` is computed in Rust, in the history's
+    dtype; ``todense()`` costs ``n`` products (``O(m n^2)``).
+    """
+
+    def __init__(self, s: list, y: list):
+        if len(s) != len(y):
+            raise ValueError(f"s and y: {len(s)} s but {len(y)} y")
+        self._s = list(s)
+        self._y = list(y)
+        self._n = int(s[0].shape[0]) if s else 0
+        self.dtype = s[0].dtype if s else np.dtype(np.float64)
+
+    @classmethod
+    def _from_core(cls, s: np.ndarray, y: np.ndarray, order: list) -> LbfgsInvHessProduct:
+        op = cls([s[j] for j in order], [y[j] for j in order])
+        op._n = s.shape[1]
+        op.dtype = s.dtype
+        return op
+
+    @property
+    def shape(self) -> tuple:
+        return (self._n, self._n)
+
+    @property
+    def n_pairs(self) -> int:
+        """The number of ``(s, y)`` pairs in the approximation."""
+        return len(self._s)
+
+    def matvec(self, v: Any) -> np.ndarray:
+        """``H v`` for ``v`` of shape ``(n,)`` or ``(n, 1)``."""
+        v = np.asarray(v)
+        if v.shape not in ((self._n,), (self._n, 1)):
+            raise ValueError(f"v: expected shape ({self._n},) or ({self._n}, 1), got {v.shape}")
+        flat = np.ascontiguousarray(v.reshape(-1), dtype=self.dtype)
+        return _core.lbfgs_two_loop(self._s, self._y, flat).reshape(v.shape)
+
+    def dot(self, v: Any) -> np.ndarray:
+        """``H v`` for a vector, or ``H V`` column by column for a matrix."""
+        v = np.asarray(v)
+        if v.ndim == 2 and v.shape[1] != 1:
+            if v.shape[0] != self._n:
+                raise ValueError(f"v: expected {self._n} rows, got shape {v.shape}")
+            return np.stack([self.matvec(v[:, j]) for j in range(v.shape[1])], axis=1)
+        return self.matvec(v)
+
+    rmatvec = matvec
+
+    def __matmul__(self, v: Any) -> np.ndarray:
+        return self.dot(v)
+
+    def todense(self) -> np.ndarray:
+        """``H`` as a dense ``(n, n)`` array."""
+        eye = np.eye(self._n, dtype=self.dtype)
+        return np.stack([self.matvec(eye[:, j]) for j in range(self._n)], axis=1)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self._n}x{self._n} LbfgsInvHessProduct with dtype={self.dtype}, "
+            f"{len(self._s)} pairs>"
+        )
+
+
+def minimize(
+    fun: Callable,
+    x0: Any,
+    *,
+    method: str = "L-BFGS",
+    jac: bool | Callable | None = True,
+    hess: Callable | None = None,
+    callback: Callable | None = None,
+    m: int = 10,
+    gtol: float = 1e-5,
+    ftol: float = 2.2e-9,
+    max_iter: int = 15000,
+    max_fun: int = 15000,
+    line_search: str = "strong_wolfe",
+    max_ls: int = 20,
+    **unknown: Any,
+) -> OptimizeResult:
+    """Minimizes ``fun`` from ``x0`` with L-BFGS, BFGS or Newton's method.
+
+    Parameters
+    ----------
+    fun : callable
+        With ``jac=True`` (the default), ``fun(x) -> (f, g)``: the value and
+        the gradient, an array of x0's dtype and shape. With ``jac`` a
+        callable, ``fun(x) -> f`` and ``jac(x) -> g``. With ``jac=False``
+        (or ``None``, or ``"2-point"``), ``fun(x) -> f`` and the gradient is
+        estimated by forward differences (``n`` extra calls per gradient,
+        step ``sqrt(eps) * max(1, |x_i|)``, as SciPy's ``"2-point"``).
+        ``x`` is a fresh array of x0's dtype and shape on every call.
+    x0 : ndarray
+        The starting point, float32 or float64 (a list is read as float64),
+        any shape. The result keeps its dtype and shape.
+    method : {"L-BFGS", "BFGS", "Newton"} (case-insensitive)
+        - ``"L-BFGS"``: the two-loop recursion over the last ``m`` pairs
+          ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k``, with
+          ``H0 = (s'y / y'y) I``. A pair with ``s'y <= eps * (-g_k's)`` is
+          skipped (L-BFGS-B's curvature guard). Memory ``2 (m + 1) n``.
+        - ``"BFGS"``: a dense ``n x n`` inverse Hessian, ``H0 = I`` for the
+          first step and ``(y's / y'y) I`` before the first update (Nocedal
+          & Wright eq. 6.20). Memory ``n^2``.
+        - ``"Newton"``: ``hess(x)`` returns the dense ``(n, n)`` Hessian;
+          the step solves ``(H + tau I) d = -g`` where ``tau = 0`` if the
+          Cholesky factorization of ``H`` succeeds, else the smallest
+          ``tau`` of the sequence of Nocedal & Wright's Algorithm 3.3
+          (starting at ``max(0, beta - min H_ii)``, doubling;
+          ``beta = 1e-3 ||H||_F / sqrt(n)``) for which it does. A shift is
+          reported in ``message`` and ``hess_shift``. Solved with NumPy's
+          LAPACK in float64.
+    jac : bool or callable, default True
+        See ``fun``.
+    hess : callable, optional
+        ``hess(x) -> (n, n) array`` for ``"Newton"``; ignored with a
+        ``RuntimeWarning`` by the other methods (as SciPy).
+    callback : callable, optional
+        ``callback(intermediate_result)`` after every iteration, with an
+        :class:`OptimizeResult` holding ``x``, ``fun``, ``jac``, ``nit`` and
+        ``nfev``. Returning ``True`` (or raising ``StopIteration``, as in
+        SciPy) stops the run with status 3.
+    m : int, default 10
+        The number of pairs L-BFGS keeps (L-BFGS-B's ``maxcor``).
+    gtol : float, default 1e-5
+        Converged when ``max |g_i| <= gtol``.
+    ftol : float, default 2.2e-9
+        Converged when a step gives ``(f_k - f_{k+1}) / max(|f_k|,
+        |f_{k+1}|, 1) <= ftol`` (L-BFGS-B's ``factr * eps``).
+    max_iter, max_fun : int, default 15000
+        Limits on iterations and on evaluations of ``(f, g)`` (status 1;
+        ``x`` is then the last iterate). Unlike SciPy, ``max_fun`` is never
+        exceeded: a line search stops at the limit.
+    line_search : {"strong_wolfe", "backtracking"}
+        ``"strong_wolfe"``: More & Thuente's search (MINPACK-2 ``dcsrch``,
+        as L-BFGS-B), with ``c1 = 1e-3`` for L-BFGS (as L-BFGS-B) and
+        ``1e-4`` for BFGS and Newton (as SciPy's BFGS), ``c2 = 0.9``.
+        ``"backtracking"``: Armijo backtracking with safeguarded quadratic
+        interpolation (same ``c1``). The first step is ``1`` (Newton and
+        after curvature is known) or ``1 / ||g||_2`` (the first steepest
+        descent step).
+    max_ls : int, default 20
+        Evaluations per line search. A line search that fails (no
+        acceptable step within ``max_ls``, no decrease, a non-finite
+        objective at every step tried) drops the curvature information and
+        retries once along steepest descent (as L-BFGS-B); a second failure
+        ends the run with status 2. It never raises.
+
+    Returns
+    -------
+    OptimizeResult
+        See :class:`OptimizeResult`. A non-finite ``f`` or gradient at
+        ``x0`` ends the run at once with status 2; at a trial step, the
+        line search shrinks the step.
+
+    Raises
+    ------
+    TypeError
+        ``x0`` or a returned gradient of another dtype (float32 x0 needs
+        float32 gradients), ``fun`` not returning ``(f, g)`` with
+        ``jac=True``, non-callable ``fun`` / ``callback`` / ``hess``.
+    ValueError
+        An unknown method, line search or option, an option out of range,
+        a gradient of another shape than x0, ``"Newton"`` without ``hess``.
+    MemoryError
+        BFGS's ``n x n`` matrix (or the L-BFGS history) does not fit.
+
+    Exceptions raised by ``fun``, ``jac``, ``hess`` or ``callback``
+    propagate.
+    """
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValueError(
+            f"unknown option {name!r} (options: method, jac, hess, callback, m, gtol, ftol, "
+            "max_iter, max_fun, line_search, max_ls)"
+        )
+    if not callable(fun):
+        raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+    method_name = _method(method)
+    if not isinstance(line_search, str) or line_search not in _LINE_SEARCHES:
+        raise ValueError(
+            f"line_search: unknown line search {line_search!r} "
+            "(expected 'strong_wolfe' or 'backtracking')"
+        )
+    options = {
+        "method": method_name,
+        "line_search": line_search,
+        "m": _int("m", m, 1),
+        "gtol": _real("gtol", gtol),
+        "ftol": _real("ftol", ftol),
+        "max_iter": _int("max_iter", max_iter, 0),
+        "max_fun": _int("max_fun", max_fun, 1),
+        "max_ls": _int("max_ls", max_ls, 1),
+    }
+    x0 = _x0(x0)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if hess is not None and not callable(hess):
+        raise TypeError(f"hess must be callable or None, got {type(hess).__name__}")
+    if method_name == "Newton" and hess is None:
+        raise ValueError("method 'Newton' needs the Hessian: pass hess=callable(x) -> (n, n)")
+    if method_name != "Newton" and hess is not None:
+        warnings.warn(
+            f"method {method_name!r} does not use the Hessian: hess is ignored",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    counts = {"nfev": 0, "nhev": 0, "shifts": 0, "hess_shift": 0.0}
+    objective = _objective(fun, jac, x0.dtype, counts)
+    cb = None if callback is None else _callback(callback)
+    solver = None
+    if method_name == "Newton":
+        solver = _newton_solver(hess, x0.size, x0.dtype, counts)
+
+    flat = np.ascontiguousarray(x0.reshape(-1))
+    x, f, g, nit, n_eval, status, message, hess_out = _core.minimize(
+        objective, flat, x0.shape, options, cb, solver
+    )
+    if objective is fun:
+        counts["nfev"] = n_eval
+    result = OptimizeResult(
+        x=x,
+        fun=f,
+        jac=g,
+        nit=nit,
+        nfev=counts["nfev"],
+        njev=n_eval,
+        success=status == 0,
+        status=status,
+        message=message,
+        hess_inv=_hess_inv(hess_out),
+    )
+    if method_name == "Newton":
+        result["nhev"] = counts["nhev"]
+        result["hess_shift"] = counts["hess_shift"]
+        if counts["shifts"]:
+            result["message"] = (
+                f"{message} (the Hessian was not positive definite at {counts['shifts']} "
+                f"of {counts['nhev']} evaluations: tau * I added, largest tau = "
+                f"{counts['hess_shift']:.3g})"
+            )
+    return result
+
+
+def _method(method: Any) -> str:
+    if isinstance(method, str) and method.lower() in _METHODS:
+        return _METHODS[method.lower()]
+    raise ValueError(f"unknown method {method!r} (expected 'L-BFGS', 'BFGS' or 'Newton')")
+
+
+def _int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def _x0(x0: Any) -> np.ndarray:
+    if isinstance(x0, np.ndarray):
+        if x0.dtype not in (np.float32, np.float64) or not x0.dtype.isnative:
+            raise TypeError(f"x0: expected a float32 or float64 array, got dtype {x0.dtype}")
+    else:
+        try:
+            x0 = np.asarray(x0, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"x0: expected a float32 or float64 array, got {type(x0).__name__}"
+            ) from None
+    if x0.size == 0:
+        raise ValueError("x0 must have at least one element")
+    return x0
+
+
+def _objective(fun: Callable, jac: Any, dtype: np.dtype, counts: dict) -> Callable:
+    """``fun`` itself with ``jac=True``, else a wrapper returning ``(f, g)``."""
+    if jac is True:
+        return fun
+    if callable(jac):
+
+        def with_jac(x: np.ndarray) -> tuple:
+            counts["nfev"] += 1
+            f = fun(x)
+            return f, jac(x)
+
+        return with_jac
+    if jac is False or jac is None or jac == "2-point":
+        rel = math.sqrt(np.finfo(dtype).eps)
+
+        def forward_differences(x: np.ndarray) -> tuple:
+            counts["nfev"] += 1 + x.size
+            f = _scalar(fun(x))
+            g = np.empty(x.shape, dtype=dtype)
+            gf = g.reshape(-1)
+            for i in range(x.size):
+                xi = x.flat[i]
+                h = rel * max(1.0, abs(float(xi))) * (1.0 if xi >= 0 else -1.0)
+                xp = x.copy()
+                xp.flat[i] = xi + dtype.type(h)
+                step = float(xp.flat[i]) - float(xi)
+                gf[i] = (_scalar(fun(xp)) - f) / step
+            return f, g
+
+        return forward_differences
+    raise ValueError(f"jac must be True, False, None, '2-point' or a callable, got {jac!r}")
+
+
+def _scalar(f: Any) -> float:
+    try:
+        return float(f)
+    except (TypeError, ValueError):
+        raise TypeError(f"fun must return a real number, got {type(f).__name__}") from None
+
+
+def _callback(callback: Callable) -> Callable:
+    def call(x: np.ndarray, f: float, g: np.ndarray, nit: int, nfev: int) -> bool:
+        intermediate = OptimizeResult(x=x, fun=f, jac=g, nit=nit, nfev=nfev)
+        try:
+            out = callback(intermediate)
+        except StopIteration:
+            return True
+        return isinstance(out, (bool, np.bool_)) and bool(out)
+
+    return call
+
+
+def _newton_solver(hess: Callable, n: int, dtype: np.dtype, counts: dict) -> Callable:
+    def direction(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        counts["nhev"] += 1
+        h = hess(x)
+        if not isinstance(h, np.ndarray) or h.dtype not in (np.float32, np.float64):
+            what = f"dtype {h.dtype}" if isinstance(h, np.ndarray) else type(h).__name__
+            raise TypeError(f"hess must return a float32 or float64 array, got {what}")
+        if h.shape != (n, n):
+            raise ValueError(f"hess must return an array of shape ({n}, {n}), got {h.shape}")
+        gf = g.reshape(-1).astype(np.float64)
+        if not np.isfinite(h).all():
+            # A NaN step: the run stops cleanly (status 2, not a descent direction).
+            return np.full(g.shape, np.nan, dtype=dtype)
+        h = 0.5 * (h.astype(np.float64) + h.T)
+        shifted, tau = _modified_cholesky(h)
+        if tau > 0:
+            counts["shifts"] += 1
+            counts["hess_shift"] = max(counts["hess_shift"], tau)
+        d = np.linalg.solve(shifted, -gf)
+        return d.astype(dtype).reshape(g.shape)
+
+    return direction
+
+
+def _modified_cholesky(h: np.ndarray) -> tuple:
+    """``(H + tau I, tau)`` with the smallest ``tau`` of Nocedal & Wright's
+    Algorithm 3.3 (Cholesky with added multiple of the identity) for which
+    the Cholesky factorization succeeds."""
+    n = h.shape[0]
+    beta = 1e-3 * max(float(np.linalg.norm(h)) / math.sqrt(n), np.finfo(np.float64).tiny)
+    min_diag = float(np.min(np.diag(h)))
+    tau = 0.0 if min_diag > 0 else beta - min_diag
+    eye = np.eye(n)
+    for _ in range(200):
+        shifted = h + tau * eye if tau else h
+        try:
+            np.linalg.cholesky(shifted)
+            return shifted, tau
+        except np.linalg.LinAlgError:
+            tau = max(2.0 * tau, beta)
+    return h + tau * eye, tau
+
+
+def _hess_inv(out: Any) -> Any:
+    if out is None:
+        return None
+    if out[0] == "lbfgs":
+        _, s, y, order = out
+        return LbfgsInvHessProduct._from_core(s, y, order)
+    return out[1]

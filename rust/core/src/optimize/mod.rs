@@ -1,0 +1,22 @@
+//! Second-order methods: L-BFGS (two-loop recursion), BFGS (dense inverse
+//! Hessian) and Newton's method (the caller solves for the step), with
+//! strong Wolfe (More-Thuente) or backtracking Armijo line searches.
+//!
+//! - [`reduce`]: fused passes with dot products that are bit-identical for
+//!   any thread count and SIMD level.
+//! - [`lbfgs`]: the history of `(s, y)` pairs and the two-loop recursion.
+//! - [`bfgs`]: the dense inverse Hessian and its rank-2 update.
+//! - [`line_search`]: More-Thuente and backtracking, as reverse
+//!   communication.
+//! - [`minimizer`]: the driver of `minimize`, a state machine that asks its
+//!   caller for evaluations.
+
+pub mod bfgs;
+pub mod lbfgs;
+pub mod line_search;
+pub mod minimizer;
+pub mod reduce;
+
+pub use lbfgs::{two_loop, History, Pair};
+pub use minimizer::{HessInv, Method, Minimizer, Options, Request, Search, Status};
+pub use reduce::{abs_max, dot};

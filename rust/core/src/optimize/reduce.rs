@@ -1,0 +1,336 @@
+//! Fused passes over vectors with deterministic reductions.
+//!
+//! A pass runs an element-wise body (which may write) and accumulates up to
+//! `S` sums and one maximum of per-element terms. The vector is cut into the
+//! fixed chunks of [`parallel::map_chunks`]; inside a chunk, element `j`
+//! (counted from the chunk's start) is added to accumulator slot
+//! `j % BLOCK`, in order of `j`. Every SIMD level keeps those `BLOCK` slots
+//! (`BLOCK / lanes` registers, lane `l` of register `r` being slot
+//! `r * lanes + l`), and the scalar tail adds to the same slots, so each slot
+//! sees the same additions in the same order at every level. The slots are
+//! then summed in f64 in a fixed pairwise tree, and the chunks' sums are
+//! added in chunk order. A sum is therefore bit-identical for any thread
+//! count and any SIMD level.
+//!
+//! For `f32` the slots accumulate in `f32` (at most `CHUNK / BLOCK` = 512
+//! terms each) and everything above them in f64.
+
+use crate::error::Result;
+use crate::parallel::{self, Split};
+use crate::simd::{self, Kernel, Lanes, Real};
+
+/// Accumulator slots per chunk: a multiple of every lane count (1 to 16).
+pub const BLOCK: usize = 32;
+
+/// The element-wise body of a pass: processes elements `i .. i + L::N`
+/// (reading and writing its streams) and returns the terms to add to each
+/// of the `S` sums and the term to fold into the maximum.
+pub(crate) trait Body<T: Real, const S: usize>: Sync {
+    /// Whether [`Body::at`]'s maximum term is used (else it is ignored).
+    const MAX: bool = false;
+
+    /// # Safety
+    /// The CPU supports `L`, and `i .. i + L::N` is within every stream.
+    /// Concurrent calls touch disjoint index ranges.
+    unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; S], L);
+}
+
+/// A range of a pass: the unit that [`parallel::map_chunks`] cuts.
+struct Span<'a, B, const S: usize> {
+    body: &'a B,
+    start: usize,
+    end: usize,
+}
+
+impl<B: Sync, const S: usize> Split for Span<'_, B, S> {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let cut = self.start + mid;
+        (
+            Span {
+                body: self.body,
+                start: self.start,
+                end: cut,
+            },
+            Span {
+                body: self.body,
+                start: cut,
+                end: self.end,
+            },
+        )
+    }
+}
+
+/// The sums and the maximum of one range (or of a whole pass).
+#[derive(Clone, Copy, Debug)]
+pub struct Sums<const S: usize> {
+    pub sum: [f64; S],
+    /// The maximum term, NaN if any term was NaN; `-inf` for an empty pass.
+    pub max: f64,
+}
+
+impl<T: Real, const S: usize, B: Body<T, S>> Kernel<T> for Span<'_, B, S> {
+    type Output = Sums<S>;
+
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // `regs` registers of `BLOCK`, by index
+    unsafe fn run<V: Lanes<T>>(self) -> Sums<S> {
+        let len = self.end - self.start;
+        let body_len = len - len % BLOCK;
+        let regs = BLOCK / V::N;
+        let zero = V::splat(T::ZERO);
+        let mut acc = [[zero; BLOCK]; S];
+        let mut mx = V::splat(T::from_f64(f64::NEG_INFINITY));
+        let mut i = self.start;
+        while i < self.start + body_len {
+            for r in 0..regs {
+                let (terms, m) = self.body.at::<V>(i + r * V::N);
+                for k in 0..S {
+                    acc[k][r] = acc[k][r].add(terms[k]);
+                }
+                if B::MAX {
+                    mx = mx.maximum(m);
+                }
+            }
+            i += BLOCK;
+        }
+        let mut slots = [[T::ZERO; BLOCK]; S];
+        for k in 0..S {
+            for r in 0..regs {
+                acc[k][r].store(slots[k].as_mut_ptr().add(r * V::N));
+            }
+        }
+        let mut lanes = [T::ZERO; 16];
+        mx.store(lanes.as_mut_ptr());
+        let mut max = f64::NEG_INFINITY;
+        if B::MAX {
+            for &l in &lanes[..V::N] {
+                max = nan_max(max, l.to_f64());
+            }
+        }
+        for j in body_len..len {
+            let (terms, m) = self.body.at::<T>(self.start + j);
+            for k in 0..S {
+                slots[k][j - body_len] = slots[k][j - body_len].add(terms[k]);
+            }
+            if B::MAX {
+                max = nan_max(max, m.to_f64());
+            }
+        }
+        let mut sum = [0.0; S];
+        for k in 0..S {
+            sum[k] = tree(&slots[k]);
+        }
+        Sums { sum, max }
+    }
+}
+
+/// The maximum of two values, NaN if either is NaN.
+#[inline]
+pub fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// The sum of the slots in f64, in a fixed pairwise tree.
+#[inline(always)]
+fn tree<T: Real>(slots: &[T; BLOCK]) -> f64 {
+    let mut s = [0.0f64; BLOCK];
+    for (d, v) in s.iter_mut().zip(slots) {
+        *d = v.to_f64();
+    }
+    let mut w = BLOCK / 2;
+    while w > 0 {
+        for j in 0..w {
+            s[j] += s[j + w];
+        }
+        w /= 2;
+    }
+    s[0]
+}
+
+/// Runs `body` over `0 .. n` as one parallel pass and returns its sums and
+/// maximum, the same bits for any thread count and SIMD level.
+pub(crate) fn pass<T: Real, const S: usize, B: Body<T, S>>(n: usize, body: &B) -> Result<Sums<S>> {
+    let spans = vec![Span {
+        body,
+        start: 0,
+        end: n,
+    }];
+    let parts = parallel::map_chunks(spans, simd::dispatch::<T, Span<'_, B, S>>)?;
+    let mut out = Sums {
+        sum: [0.0; S],
+        max: f64::NEG_INFINITY,
+    };
+    for p in parts {
+        for k in 0..S {
+            out.sum[k] += p.sum[k];
+        }
+        out.max = nan_max(out.max, p.max);
+    }
+    Ok(out)
+}
+
+/// Runs `body` over `0 .. n` on the calling thread (one row of a matrix,
+/// say), as one range: the same bits at every SIMD level.
+pub(crate) fn pass_inline<T: Real, const S: usize, B: Body<T, S>>(n: usize, body: &B) -> Sums<S> {
+    simd::dispatch::<T, Span<'_, B, S>>(Span {
+        body,
+        start: 0,
+        end: n,
+    })
+}
+
+/// A raw read pointer that may cross threads: passes only read through it.
+#[derive(Clone, Copy)]
+pub(crate) struct In<T>(pub *const T);
+// SAFETY: only read, by passes whose callers keep the slice alive and unwritten.
+unsafe impl<T> Send for In<T> {}
+unsafe impl<T> Sync for In<T> {}
+
+/// A raw write pointer that may cross threads: each chunk of a pass writes
+/// only its own index range.
+#[derive(Clone, Copy)]
+pub(crate) struct Out<T>(pub *mut T);
+// SAFETY: concurrent chunks write disjoint ranges (see `Body::at`).
+unsafe impl<T> Send for Out<T> {}
+unsafe impl<T> Sync for Out<T> {}
+
+impl<T> In<T> {
+    #[inline(always)]
+    pub unsafe fn get<L: Lanes<T>>(self, i: usize) -> L {
+        L::load(self.0.add(i))
+    }
+}
+
+impl<T> Out<T> {
+    #[inline(always)]
+    pub unsafe fn get<L: Lanes<T>>(self, i: usize) -> L {
+        L::load(self.0.add(i))
+    }
+    #[inline(always)]
+    pub unsafe fn set<L: Lanes<T>>(self, i: usize, v: L) {
+        v.store(self.0.add(i))
+    }
+}
+
+/// `|x|` for any lane type (NaN stays NaN).
+#[inline(always)]
+pub(crate) fn abs<T: Real, L: Lanes<T>>(x: L) -> L {
+    x.maximum(x.neg())
+}
+
+struct Dot<T> {
+    a: In<T>,
+    b: In<T>,
+}
+
+impl<T: Real> Body<T, 1> for Dot<T> {
+    #[inline(always)]
+    unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; 1], L) {
+        let a = self.a.get::<L>(i);
+        ([a.mul(self.b.get::<L>(i))], a)
+    }
+}
+
+/// `a . b`, deterministic (see the module docs). Lengths must match.
+pub fn dot<T: Real>(a: &[T], b: &[T]) -> Result<f64> {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let body = Dot {
+        a: In(a.as_ptr()),
+        b: In(b.as_ptr()),
+    };
+    Ok(pass(n, &body)?.sum[0])
+}
+
+struct AbsMax<T> {
+    a: In<T>,
+}
+
+impl<T: Real> Body<T, 0> for AbsMax<T> {
+    const MAX: bool = true;
+
+    #[inline(always)]
+    unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; 0], L) {
+        ([], abs::<T, L>(self.a.get::<L>(i)))
+    }
+}
+
+/// `max |a_i|` (NaN if any element is NaN, `-inf` for an empty slice).
+pub fn abs_max<T: Real>(a: &[T]) -> Result<f64> {
+    let body = AbsMax { a: In(a.as_ptr()) };
+    Ok(pass(a.len(), &body)?.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{set_level, supported_levels};
+
+    fn data(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dot_is_the_same_at_every_level_and_thread_count() {
+        for n in [
+            0,
+            1,
+            7,
+            31,
+            32,
+            33,
+            1000,
+            parallel::CHUNK + 3,
+            5 * parallel::CHUNK + 77,
+        ] {
+            let a = data(n, 1);
+            let b = data(n, 2);
+            let af: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+            let bf: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+            let exact: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let mut want = None;
+            for level in supported_levels() {
+                set_level(level).unwrap();
+                for threads in [1, 2, 3] {
+                    parallel::set_num_threads(threads).unwrap();
+                    let got = (dot(&a, &b).unwrap(), dot(&af, &bf).unwrap());
+                    assert!((got.0 - exact).abs() <= 1e-12 * (1.0 + n as f64));
+                    match want {
+                        None => want = Some(got),
+                        Some(w) => {
+                            assert_eq!(w.0.to_bits(), got.0.to_bits(), "n={n} {level}");
+                            assert_eq!(w.1.to_bits(), got.1.to_bits(), "n={n} {level}");
+                        }
+                    }
+                }
+            }
+            set_level(crate::simd::best_level()).unwrap();
+        }
+    }
+
+    #[test]
+    fn abs_max_finds_nan_and_the_largest() {
+        let mut a = data(3 * parallel::CHUNK + 5, 3);
+        a[parallel::CHUNK + 9] = -7.5;
+        assert_eq!(abs_max(&a).unwrap(), 7.5);
+        a[17] = f64::NAN;
+        assert!(abs_max(&a).unwrap().is_nan());
+        assert_eq!(abs_max::<f32>(&[]).unwrap(), f64::NEG_INFINITY);
+    }
+}

@@ -1,0 +1,330 @@
+//! `_core.minimize` (the loop of `lec7rs.optimize.minimize`) and
+//! `_core.lbfgs_two_loop` (the L-BFGS inverse Hessian product).
+//!
+//! The loop drives the core's [`Minimizer`] state machine: the objective,
+//! the callback and the Newton solver are Python callables, run with the
+//! GIL held; every pass of the optimizer itself (two-loop recursion, BFGS
+//! update, line search steps, copies) runs with the GIL released.
+
+use lec7rs_core::optimize::{two_loop, HessInv, Method, Minimizer, Options, Pair, Request, Search};
+use lec7rs_core::simd::Real;
+use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::arrays::{dtype_of, read, same_shape, Dtype, Input, Label};
+use crate::errors::{type_error, value_error, CoreResult};
+
+/// The options of one run, as `minimize` passes them (a dict).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct RunOptions {
+    method: String,
+    line_search: String,
+    m: usize,
+    gtol: f64,
+    ftol: f64,
+    max_iter: u64,
+    max_fun: u64,
+    max_ls: u64,
+}
+
+impl RunOptions {
+    fn core(&self) -> PyResult<Options> {
+        let method = match self.method.as_str() {
+            "L-BFGS" => Method::Lbfgs { m: self.m },
+            "BFGS" => Method::Bfgs,
+            "Newton" => Method::Newton,
+            other => {
+                return Err(value_error(format!(
+                    "method: unknown method {other:?} (expected 'L-BFGS', 'BFGS' or 'Newton')"
+                )))
+            }
+        };
+        let line_search = match self.line_search.as_str() {
+            "strong_wolfe" => Search::StrongWolfe,
+            "backtracking" => Search::Backtracking,
+            other => {
+                return Err(value_error(format!(
+                    "line_search: unknown line search {other:?} \
+                     (expected 'strong_wolfe' or 'backtracking')"
+                )))
+            }
+        };
+        let opts = Options {
+            method,
+            line_search,
+            gtol: self.gtol,
+            ftol: self.ftol,
+            max_iter: self.max_iter,
+            max_fun: self.max_fun,
+            max_ls: self.max_ls,
+        };
+        opts.validate().context("")?;
+        Ok(opts)
+    }
+}
+
+/// Runs a minimization. `x0` is a 1-D contiguous float32/float64 array (the
+/// flattened starting point); `fun`, `callback` and `direction` receive and
+/// return arrays of `shape`. Returns `(x, f, g, nit, nfev, status, message,
+/// hess)` with `hess` one of `None`, `("lbfgs", s, y, order)` or
+/// `("dense", h)`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (fun, x0, shape, options, callback=None, direction=None))]
+pub fn minimize<'py>(
+    py: Python<'py>,
+    fun: &Bound<'py, PyAny>,
+    x0: &Bound<'py, PyAny>,
+    shape: Vec<usize>,
+    options: RunOptions,
+    callback: Option<Bound<'py, PyAny>>,
+    direction: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let opts = options.core()?;
+    if matches!(opts.method, Method::Newton) && direction.is_none() {
+        return Err(value_error(
+            "method 'Newton' needs a Hessian (hess=...)".into(),
+        ));
+    }
+    let calls = Calls {
+        fun,
+        callback: callback.as_ref(),
+        direction: direction.as_ref(),
+        shape: &shape,
+    };
+    match dtype_of(x0, Label::arg("x0"))? {
+        Dtype::F32 => run::<f32>(py, x0, opts, &calls, Dtype::F32),
+        Dtype::F64 => run::<f64>(py, x0, opts, &calls, Dtype::F64),
+    }
+}
+
+/// The Python callables of a run and the shape they see.
+struct Calls<'a, 'py> {
+    fun: &'a Bound<'py, PyAny>,
+    callback: Option<&'a Bound<'py, PyAny>>,
+    direction: Option<&'a Bound<'py, PyAny>>,
+    shape: &'a [usize],
+}
+
+const GRAD: Label<'static, 'static> = Label::Arg("the gradient returned by fun");
+const STEP: Label<'static, 'static> = Label::Arg("the Newton step");
+
+fn run<'py, T: Real + Element>(
+    py: Python<'py>,
+    x0: &Bound<'py, PyAny>,
+    opts: Options,
+    calls: &Calls<'_, 'py>,
+    dtype: Dtype,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let n: usize = calls.shape.iter().product();
+    let mut m = {
+        let x0 = read::<T>(x0, Label::arg("x0"), dtype)?;
+        if x0.as_slice().len() != n {
+            return Err(value_error(format!(
+                "x0: expected {n} elements for shape {:?}, got {}",
+                calls.shape,
+                x0.as_slice().len()
+            )));
+        }
+        let x0 = x0.as_slice();
+        py.detach(|| Minimizer::new(x0, opts)).context("")?
+    };
+    loop {
+        let request = py.detach(|| m.next()).context("")?;
+        match request {
+            Request::Evaluate => {
+                let x = to_numpy(py, m.x_trial(), calls.shape)?;
+                let out = calls.fun.call1((x,))?;
+                let (f, g) = unpack(&out)?;
+                let g = read::<T>(&g, GRAD, dtype)?;
+                same_shape(calls.shape, Label::arg("x0"), g.shape(), GRAD)?;
+                let g = g.as_slice();
+                py.detach(|| m.tell(f, g)).context("")?;
+            }
+            Request::Direction => {
+                let Some(solve) = calls.direction else {
+                    return Err(value_error("method 'Newton' needs hess".into()));
+                };
+                let x = to_numpy(py, m.x(), calls.shape)?;
+                let g = to_numpy(py, m.g(), calls.shape)?;
+                let d = solve.call1((x, g))?;
+                let d: Input<'_, T> = read::<T>(&d, STEP, dtype)?;
+                same_shape(calls.shape, Label::arg("x0"), d.shape(), STEP)?;
+                let d = d.as_slice();
+                py.detach(|| m.set_direction(d)).context("")?;
+            }
+            Request::Iterate => {
+                if let Some(cb) = calls.callback {
+                    let x = to_numpy(py, m.x(), calls.shape)?;
+                    let g = to_numpy(py, m.g(), calls.shape)?;
+                    let stop = cb.call1((x, m.f(), g, m.nit(), m.nfev()))?;
+                    if stop.is_truthy()? {
+                        m.stop();
+                    }
+                }
+            }
+            Request::Done => break,
+        }
+    }
+    let (f, nit, nfev) = (m.f(), m.nit(), m.nfev());
+    let status = m.status().map_or(2, |s| s as i64);
+    let message = m.message().to_string();
+    let (x, g, hess) = py.detach(|| m.into_parts()).context("")?;
+    let x = x.into_pyarray(py).reshape(calls.shape)?;
+    let g = g.into_pyarray(py).reshape(calls.shape)?;
+    let hess: Bound<'py, PyAny> = match hess {
+        HessInv::Lbfgs { s, y, order } => {
+            let rows = s.len().checked_div(n).unwrap_or(0);
+            let s = s.into_pyarray(py).reshape([rows, n])?;
+            let y = y.into_pyarray(py).reshape([rows, n])?;
+            ("lbfgs", s, y, order).into_pyobject(py)?.into_any()
+        }
+        HessInv::Dense(h) => ("dense", h.into_pyarray(py).reshape([n, n])?)
+            .into_pyobject(py)?
+            .into_any(),
+        HessInv::None => py.None().into_bound(py),
+    };
+    (x, f, g, nit, nfev, status, message, hess).into_pyobject(py)
+}
+
+/// A fresh array of `shape` holding `data` (copied with the GIL released).
+fn to_numpy<'py, T: Real + Element>(
+    py: Python<'py>,
+    data: &[T],
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: the array is new, C-contiguous, and fully written below
+    // before Python sees it.
+    let arr = unsafe { PyArray1::<T>::new(py, data.len(), false) };
+    let dst = unsafe { arr.as_slice_mut() }
+        .map_err(|_| value_error("cannot write a new array".into()))?;
+    py.detach(|| dst.copy_from_slice(data));
+    Ok(arr.reshape(shape)?.into_any())
+}
+
+/// `fun(x)` must return `(f, g)`: f a real number, g an array.
+fn unpack<'py>(out: &Bound<'py, PyAny>) -> PyResult<(f64, Bound<'py, PyAny>)> {
+    let pair = out
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 2)
+        .map(|t| (t.get_item(0), t.get_item(1)));
+    let (f, g) = match pair {
+        Some((Ok(f), Ok(g))) => (f, g),
+        _ => {
+            let ty = out.get_type().name()?;
+            return Err(type_error(format!(
+                "fun must return a pair (f, g) when jac=True, got an object of type {ty}"
+            )));
+        }
+    };
+    let f: f64 = f.extract().map_err(|_| {
+        let ty = f
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        type_error(format!(
+            "fun must return a real number f as the first element of (f, g), got {ty}"
+        ))
+    })?;
+    Ok((f, g))
+}
+
+/// `H v` (or `-H v` with `negate`) for the L-BFGS pairs `s[i]`, `y[i]`
+/// (oldest first, 1-D arrays of `v`'s length and dtype), with
+/// `rho_i = 1 / s_i'y_i` and `H0 = gamma I`, `gamma = s'y / y'y` of the
+/// newest pair, unless `rho` / `gamma` are given. Bit-identical to the
+/// direction inside `minimize` for the same pairs.
+#[pyfunction]
+#[pyo3(signature = (s, y, v, *, rho=None, gamma=None, negate=false))]
+pub fn lbfgs_two_loop<'py>(
+    py: Python<'py>,
+    s: &Bound<'py, PyList>,
+    y: &Bound<'py, PyList>,
+    v: &Bound<'py, PyAny>,
+    rho: Option<Vec<f64>>,
+    gamma: Option<f64>,
+    negate: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    match dtype_of(v, Label::arg("v"))? {
+        Dtype::F32 => two_loop_typed::<f32>(py, s, y, v, rho, gamma, negate, Dtype::F32),
+        Dtype::F64 => two_loop_typed::<f64>(py, s, y, v, rho, gamma, negate, Dtype::F64),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn two_loop_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    s: &Bound<'py, PyList>,
+    y: &Bound<'py, PyList>,
+    v: &Bound<'py, PyAny>,
+    rho: Option<Vec<f64>>,
+    gamma: Option<f64>,
+    negate: bool,
+    dtype: Dtype,
+) -> PyResult<Bound<'py, PyAny>> {
+    let k = s.len();
+    if y.len() != k {
+        return Err(value_error(format!(
+            "s and y: expected as many y as s ({k}), got {}",
+            y.len()
+        )));
+    }
+    if let Some(r) = &rho {
+        if r.len() != k {
+            return Err(value_error(format!(
+                "rho: expected {k} entries (one per pair), got {}",
+                r.len()
+            )));
+        }
+    }
+    let v_in = read::<T>(v, Label::arg("v"), dtype)?;
+    if v_in.shape().len() != 1 {
+        return Err(value_error(format!(
+            "v: expected a 1-D array, got {} dimensions",
+            v_in.shape().len()
+        )));
+    }
+    let mut inputs = Vec::with_capacity(2 * k);
+    for (list, what) in [(s, Label::arg("s[i]")), (y, Label::arg("y[i]"))] {
+        for item in list.iter() {
+            let a = read::<T>(&item, what, dtype)?;
+            same_shape(v_in.shape(), Label::arg("v"), a.shape(), what)?;
+            inputs.push(a);
+        }
+    }
+    let slices: Vec<&[T]> = inputs.iter().map(|a| a.as_slice()).collect();
+    let (s_in, y_in) = slices.split_at(k);
+    let v_sl = v_in.as_slice();
+    let mut out = vec![T::ZERO; v_sl.len()];
+    let outcome = py.detach(|| -> lec7rs_core::Result<()> {
+        let mut pairs = Vec::with_capacity(k);
+        for i in 0..k {
+            let (si, yi) = (s_in[i], y_in[i]);
+            let r = match &rho {
+                Some(r) => r[i],
+                None => 1.0 / lec7rs_core::optimize::dot(si, yi)?,
+            };
+            pairs.push(Pair {
+                s: si,
+                y: yi,
+                rho: r,
+            });
+        }
+        let g = match (gamma, pairs.last()) {
+            (Some(g), _) => g,
+            (None, Some(p)) => {
+                // As the minimizer: gamma = s'y / y'y of the newest pair.
+                let sy = lec7rs_core::optimize::dot(p.s, p.y)?;
+                sy / lec7rs_core::optimize::dot(p.y, p.y)?
+            }
+            (None, None) => 1.0,
+        };
+        two_loop(&pairs, g, v_sl, &mut out, negate, v_sl).map(|_| ())
+    });
+    outcome.context("")?;
+    Ok(out.into_pyarray(py).into_any())
+}
