@@ -73,3 +73,14 @@ def adam_step(
     check_finite: bool,
 ) -> _Outcome: ...
 def adam_check(hyper: tuple[Any, ...]) -> None: ...
+
+# Polyak averaging (lec7rs.averaging): folds params into averages in place;
+# count = updates so far (0 copies), decay None = running mean.
+def average_update(
+    averages: list[np.ndarray],
+    params: list[np.ndarray],
+    count: int,
+    decay: float | None,
+    labels: list[str],
+) -> None: ...
+def average_check(decay: float | None) -> None: ...
