@@ -2,6 +2,7 @@
 the ``torch.optim`` rules that ``lec7rs.optim`` implements. The tests compare
 the Rust kernels against these; read them for the exact formulas."""
 
+from .averaging import polyak_update
 from .optim import (
     adagrad,
     adam,
@@ -20,6 +21,7 @@ __all__ = [
     "adagrad",
     "adam",
     "nesterov_momentum",
+    "polyak_update",
     "rmsprop",
     "sgd",
     "sgd_momentum",
