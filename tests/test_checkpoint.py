@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import threads
 from lec7rs import checkpoint
 from lec7rs.averaging import PolyakAverage, SnapshotEnsemble
 from lec7rs.checkpoint import _format
@@ -310,7 +311,7 @@ def rewrite(path, edit, *, version=_format.VERSION):
     head = _format.HEADER.pack(_format.MAGIC, version, 0, len(body), len(payload))
     pad = bytes(-(-(32 + len(body)) // 64) * 64 - 32 - len(body))
     content = head + body + pad + payload
-    path.write_bytes(content + hashlib.sha256(content).digest())
+    path.write_bytes(content + tree_hash(content))
 
 
 def root_entry(manifest, key):
@@ -536,7 +537,7 @@ CHILD = textwrap.dedent(
                 return out
 
         _format.write = lambda f, tree, what="checkpoint": real(Slow(f), tree, what)
-        _format.PIECE = 1 << 20
+        _format.IO_CHUNK = 1 << 20
     elif mode == "before-rename":  # written and fsynced, not renamed yet
         def stall(src, dst):
             print("wrote", flush=True)
@@ -607,6 +608,32 @@ def test_writer_killed_at_random_times_always_leaves_a_complete_file(tmp_path):
         checkpoint.load(path, loaded)
         first = loaded[0][0]
         assert first >= 1.0 and (loaded[0] == first).all() and (loaded[1] == 3.0).all()
+
+
+def tree_hash(content: bytes) -> bytes:
+    top = hashlib.sha256(_format.TREE_TAG)
+    for i in range(0, len(content), _format.PIECE):
+        top.update(hashlib.sha256(content[i : i + _format.PIECE]).digest())
+    return top.digest()
+
+
+def test_checksum_is_a_tree_over_fixed_pieces(tmp_path):
+    params = [np.arange(5_000_001, dtype=np.float64), np.ones(7, np.float32)]
+    files = []
+    for n in (1, 2, 3):
+        with threads(n):
+            checkpoint.save(tmp_path / f"t{n}", params)
+        files.append((tmp_path / f"t{n}").read_bytes())
+    assert files[0] == files[1] == files[2]
+    data = files[0]
+    assert len(data) > 2 * _format.PIECE  # three pieces
+    assert data[-32:] == tree_hash(data[:-32])
+    for pos in (5, _format.PIECE + 3, len(data) - 40):
+        flipped = bytearray(data)
+        flipped[pos] ^= 0x10
+        (tmp_path / "bad").write_bytes(flipped)
+        with pytest.raises(ValueError):
+            checkpoint.load(tmp_path / "bad", [np.zeros_like(p) for p in params])
 
 
 def test_header_layout_is_documented():

@@ -9,7 +9,10 @@ Layout (all integers little-endian)::
                padding    zeros up to a multiple of 64
                payload    the arrays' raw bytes, little-endian, C order, each
                           at a multiple of 64
-    last 32    checksum   SHA-256 of everything before it
+    last 32    checksum   SHA-256 tree hash of everything before it:
+                          SHA-256(TREE_TAG + SHA-256(piece 0) + SHA-256(piece 1)
+                          + ...), over consecutive 16 MiB pieces (the last one
+                          shorter), so that the pieces hash in parallel
 
 Tree nodes are JSON objects tagged by ``"t"``: ``none``, ``bool``, ``int``
 (a JSON integer), ``float`` (``repr`` of the float as a string, so nan,
@@ -33,14 +36,19 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .. import _core
+
 MAGIC = b"LEC7RSCK"
 VERSION = 1
 HEADER = struct.Struct("<8sIIQQ")
 ALIGN = 64
 DIGEST = 32
-#: Bytes per read, write and hash call: big enough to amortize the calls,
-#: small enough that hashing one piece overlaps the I/O of the next.
+#: The pieces of the tree hash (part of the format).
 PIECE = 16 << 20
+TREE_TAG = b"lec7rs.checkpoint sha256 tree\0"
+#: Bytes per read or write call: big enough to amortize the calls, small
+#: enough that hashing one piece overlaps the I/O of the next.
+IO_CHUNK = 16 << 20
 MAX_DEPTH = 64
 
 #: The dtypes a file may hold, by name: numbers and bools, never objects.
@@ -150,7 +158,7 @@ def write(f: BinaryIO, tree: Any, what: str = "checkpoint") -> None:
     ).encode()
     head = HEADER.pack(MAGIC, VERSION, 0, len(manifest), enc.size)
     start = _align(len(head) + len(manifest))
-    with _Hasher() as hasher:
+    with _TreeHash() as hasher:
 
         def put(data: Any) -> None:
             hasher.update(data)
@@ -162,8 +170,8 @@ def write(f: BinaryIO, tree: Any, what: str = "checkpoint") -> None:
             if offset > done:
                 put(bytes(offset - done))
             data = memoryview(array.reshape(-1).view(np.uint8))
-            for i in range(0, len(data), PIECE):
-                put(data[i : i + PIECE])
+            for i in range(0, len(data), IO_CHUNK):
+                put(data[i : i + IO_CHUNK])
             done = offset + array.nbytes
         if enc.size > done:
             put(bytes(enc.size - done))
@@ -195,12 +203,12 @@ def read(path: str) -> Any:
         buf = np.empty(size, np.uint8)
         buf[: HEADER.size] = np.frombuffer(head, np.uint8)
         view = memoryview(buf)
-        with _Hasher() as hasher:
+        with _TreeHash() as hasher:
             hasher.update(view[: HEADER.size])
             pos = HEADER.size
             body = size - DIGEST
             while pos < size:
-                n = f.readinto(view[pos : min(pos + PIECE, size)])
+                n = f.readinto(view[pos : min(pos + IO_CHUNK, size)])
                 if not n:
                     raise ValueError(f"{path}: truncated while reading (at byte {pos})")
                 if pos < body:
@@ -310,30 +318,52 @@ class _Decoder:
         return array
 
 
-class _Hasher:
-    """SHA-256 on a helper thread, in order, so that hashing one piece
-    overlaps reading or writing the next (hashlib releases the GIL). The
-    caller must not change a piece after handing it over until ``digest()``
-    returns."""
+class _TreeHash:
+    """The checksum: SHA-256 over the SHA-256 digests of consecutive
+    ``PIECE``-byte pieces of the data given to ``update`` (in any sizes).
+    Pieces are hashed on helper threads (hashlib releases the GIL) while the
+    caller reads or writes the next ones; the split is fixed, so the result
+    does not depend on the thread count. The caller must not change data it
+    handed over until ``digest()`` returns."""
 
     def __init__(self) -> None:
-        self._sha = hashlib.sha256()
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lec7rs-sha")
-        self._pending: list = []
+        threads = max(1, _core.get_num_threads())
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, "lec7rs-sha")
+        self._digests: list = []
+        self._piece: list = []
+        self._fill = 0
 
-    def __enter__(self) -> _Hasher:
+    def __enter__(self) -> _TreeHash:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def update(self, data: Any) -> None:
-        self._pending.append(self._pool.submit(self._sha.update, data))
-        if len(self._pending) > 4:
-            self._pending.pop(0).result()
+        view = memoryview(data).cast("B")
+        while len(view):
+            take = min(PIECE - self._fill, len(view))
+            self._piece.append(view[:take])
+            self._fill += take
+            view = view[take:]
+            if self._fill == PIECE:
+                self._end_piece()
+
+    def _end_piece(self) -> None:
+        self._digests.append(self._pool.submit(_sha256, self._piece))
+        self._piece, self._fill = [], 0
 
     def digest(self) -> bytes:
-        for p in self._pending:
-            p.result()
-        self._pending.clear()
-        return self._sha.digest()
+        if self._fill or not self._digests:
+            self._end_piece()
+        top = hashlib.sha256(TREE_TAG)
+        for d in self._digests:
+            top.update(d.result())
+        return top.digest()
+
+
+def _sha256(parts: list) -> bytes:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    return h.digest()
