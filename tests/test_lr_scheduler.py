@@ -209,6 +209,20 @@ def test_lecture_inverse_time_decay():
     assert [lr for (lr,) in lrs_over(sched, 4)] == [1.0, 1 / 1.5, 0.5, 0.4, 1 / 3]
 
 
+@pytest.mark.parametrize("start", [1.0, 0.3, 1 / 3, 0.7, 0.1])
+def test_linear_decay_to_zero_never_sets_a_negative_lr(start):
+    # The chainable factor of the last step rounds to about +-1e-17; PyTorch
+    # then sets lr = -2e-18, which the optimizer would refuse.
+    for total in range(1, 120):
+        opt = make_opt(lrs=(0.1,))
+        sched = LinearLR(opt, start_factor=start, end_factor=0.0, total_iters=total)
+        for _ in range(total + 2):
+            opt.step([np.ones(3)])
+            sched.step()
+            assert sched.get_last_lr()[0] >= 0.0
+        assert sched.get_last_lr()[0] <= 1e-16
+
+
 def test_optimizer_steps_with_the_scheduled_lr():
     rng = np.random.default_rng(0)
     w = rng.standard_normal(50).astype(np.float32)
@@ -396,7 +410,7 @@ def test_a_step_that_raises_changes_nothing():
         sched.step()
     assert sched.state_dict() == state and hypers(opt) == groups
     # A lambda returning a negative or non-numeric lr is refused the same way.
-    for bad in (-1.0, float("nan"), "x", None):
+    for bad in (-1.0, float("nan"), float("inf"), "x", None):
         sched = LambdaLR(make_opt(), lambda t, bad=bad: 1.0 if t == 0 else bad)
         state = sched.state_dict()
         with pytest.raises((ValueError, TypeError)):

@@ -28,7 +28,9 @@ Where PyTorch's values are surprising they are kept (StepLR resumed with
 repeat). Differences: hyperparameters are checked at construction
 (``TypeError`` / ``ValueError``) and by ``load_state_dict``; a ``step`` that
 raises (e.g. in a user's ``lr_lambda``) changes nothing; a computed lr that
-is not a finite number >= 0 raises ``ValueError``; state dicts hold plain
+is not a finite number >= 0 raises ``ValueError``, except that LinearLR's
+chainable step gives 0.0 where PyTorch's rounds to about -1e-18 (decaying to
+``end_factor=0``; our optimizers refuse a negative lr); state dicts hold plain
 values only (no functions, no ``Counter``), so ``lec7rs.checkpoint`` can
 store them; ``CosineAnnealingWarmRestarts.step(epoch)`` finds the cycle in
 exact integer arithmetic where PyTorch's ``math.log`` can round it to the
@@ -234,10 +236,12 @@ class LRScheduler:
         groups = self.optimizer.param_groups
         values = list(values)
         for i, lr in enumerate(values):
-            if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr >= 0:
+            if not (isinstance(lr, numbers.Real) and not isinstance(lr, bool)) or not (
+                math.isfinite(lr) and lr >= 0
+            ):
                 raise ValueError(
                     f"{type(self).__name__} computed lr={lr!r} for param_groups[{i}] at epoch "
-                    f"{self.last_epoch}: expected a number >= 0"
+                    f"{self.last_epoch}: expected a finite number >= 0"
                 )
         for g, lr in zip(groups, values):
             g["lr"] = lr
@@ -638,7 +642,9 @@ class LinearLR(LRScheduler):
             return [lr * s for lr in lrs]
         if self._is_initial or t > n:
             return lrs
-        return [lr * (1.0 + (e - s) / (n * s + (t - 1) * (e - s))) for lr in lrs]
+        # Decaying to end_factor=0 the last factor rounds to about +-1e-17;
+        # PyTorch then sets a negative lr, which our optimizers refuse.
+        return [max(lr * (1.0 + (e - s) / (n * s + (t - 1) * (e - s))), 0.0) for lr in lrs]
 
     def _get_closed_form_lr(self) -> list:
         s, e, n, t = self.start_factor, self.end_factor, self.total_iters, self.last_epoch
