@@ -395,6 +395,35 @@ def test_states_that_do_not_fit_are_rejected(trained, tmp_path):
         assert other.snapshot() == before
 
 
+def test_params_are_checked(tmp_path):
+    path = tmp_path / "p.ckpt"
+    # save only reads: any strides, read-only arrays are fine.
+    base = np.arange(20.0).reshape(4, 5)
+    view = base[:, ::2]
+    view.flags.writeable = False
+    checkpoint.save(path, {"v": view})
+    out = {"v": np.zeros((4, 3))}
+    checkpoint.load(path, out)
+    assert out["v"].tobytes() == np.ascontiguousarray(view).tobytes()
+    # load writes: C-contiguous and writeable, as the optimizers require.
+    for bad, exc in [
+        ({"v": np.zeros((5, 4)).T}, ValueError),
+        ({"v": np.zeros((4, 3), np.int32)}, TypeError),
+        ([np.zeros((4, 3))], ValueError),
+        (np.zeros((4, 3)), TypeError),
+    ]:
+        with pytest.raises(exc):
+            checkpoint.load(path, bad)
+    readonly = np.zeros((4, 3))
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        checkpoint.load(path, {"v": readonly})
+    for bad, exc in [({"v": [1.0]}, TypeError), ({"v": np.zeros(3, np.int64)}, TypeError)]:
+        with pytest.raises(exc):
+            checkpoint.save(path, bad)
+    checkpoint.load(path, out)  # the file is still the first one
+
+
 def test_missing_parts_and_partial_loads(tmp_path):
     run = Run()
     run.step()

@@ -1,7 +1,8 @@
 """Params as the optimizers take them (a list of arrays, a dict name -> array,
 or a list of group dicts), flattened to aligned lists of keys and arrays.
 Used by ``lec7rs.averaging`` and ``lec7rs.checkpoint``; the checks are the
-optimizers' own."""
+optimizers' own (``written=False``: arrays that are only read may have any
+strides and be read-only)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class FlatParams:
 
     __slots__ = ("_layout", "arrays", "keys", "labels")
 
-    def __init__(self, params: Any, *, one_dtype: bool):
+    def __init__(self, params: Any, *, one_dtype: bool, written: bool = True):
         if isinstance(params, Iterable) and not isinstance(
             params, (Mapping, np.ndarray, str, bytes)
         ):
@@ -50,7 +51,11 @@ class FlatParams:
         seen: set = set()
         for key, array in zip(keys, arrays):
             label = f"params[{key!r}]"
-            _check_param(array, label)
+            if written:  # C-contiguous, writeable
+                _check_param(array, label)
+            elif not isinstance(array, np.ndarray) or array.dtype not in (np.float32, np.float64):
+                what = f"dtype {array.dtype}" if isinstance(array, np.ndarray) else type(array)
+                raise TypeError(f"{label}: expected a float32 or float64 array, got {what}")
             if one_dtype and array.dtype != arrays[0].dtype:
                 raise TypeError(
                     f"{label}: dtype {array.dtype} differs from {arrays[0].dtype}, the dtype "
@@ -59,7 +64,7 @@ class FlatParams:
             if key in seen:
                 raise ValueError(f"{label}: the name appears more than once")
             seen.add(key)
-        clash = _first_overlap(arrays)
+        clash = _first_overlap(arrays) if written else None
         if clash is not None:
             raise ValueError(
                 f"params[{keys[clash]!r}] shares memory with another param "

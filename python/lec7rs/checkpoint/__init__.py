@@ -25,12 +25,13 @@ optimizer, scheduler, averager or rng rejects) raises ``ValueError`` and
 changes nothing: everything is read and checked before the first write.
 
 ``params``: as the optimizers take them (a list of arrays, a dict
-``name -> array``, or a list of group dicts); ``load`` copies the stored
-arrays into them in place (C-contiguous, writeable; same names, shapes
-and dtypes). ``optimizer``, ``scheduler``, ``averager`` and ``rng`` are
-any objects with ``state_dict()`` (plain values, as above) and
-``load_state_dict(d)``; each is optional, and ``load`` restores exactly
-those it is given. ``load`` reads the whole file into memory once.
+``name -> array``, or a list of group dicts; float32 or float64). ``save``
+reads them (any strides); ``load`` copies the stored arrays into them in
+place (C-contiguous, writeable; same names, shapes and dtypes).
+``optimizer``, ``scheduler``, ``averager`` and ``rng`` are any objects
+with ``state_dict()`` (plain values, as above) and ``load_state_dict(d)``;
+each is optional, and ``load`` restores exactly those it is given. ``load``
+reads the whole file into memory once.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def save(
     atomically. A value that cannot be stored raises ``TypeError`` (naming
     where it is) and leaves ``path`` untouched."""
     path = os.fspath(path)
-    flat = FlatParams(params, one_dtype=False)
+    flat = FlatParams(params, one_dtype=False, written=False)
     given = {"rng": rng, "scheduler": scheduler, "averager": averager, "optimizer": optimizer}
     tree: dict = {"lec7rs": _core.__version__, "params": dict(zip(flat.keys, flat.arrays))}
     for part in _PARTS:
