@@ -7,6 +7,11 @@ trustworthy Rust kernels for NumPy.
   (SciPy's ``OptimizeResult`` conventions), the optimizer's work in Rust.
 - ``lec7rs.reference``: the same rules (and the lecture's cs231n forms) in
   pure NumPy, which the tests compare against.
+- ``lec7rs.optim.lr_scheduler``: ``torch.optim.lr_scheduler``'s schedules.
+- ``lec7rs.averaging``: Polyak averaging (running mean / EMA of the params)
+  and snapshot ensembles.
+- ``lec7rs.checkpoint``: ``save`` / ``load`` of a whole training state in
+  one atomically written, checksummed file (no pickle).
 
 Kernels dispatch at run time to AVX-512, AVX2, NEON or scalar code
 (``simd_level()``; ``LEC7RS_SIMD`` forces a level) and run on
@@ -16,7 +21,7 @@ Results are bit-identical for any thread count and SIMD level.
 
 import warnings as _warnings
 
-from . import _core, optim, optimize, reference
+from . import _core, averaging, checkpoint, optim, optimize, reference
 from ._core import get_num_threads, simd_level
 
 __version__: str = _core.__version__
@@ -34,6 +39,8 @@ def set_num_threads(n: int) -> None:
 
 __all__ = [
     "__version__",
+    "averaging",
+    "checkpoint",
     "get_num_threads",
     "optim",
     "optimize",

@@ -93,3 +93,14 @@ def lbfgs_two_loop(
     gamma: float | None = None,
     negate: bool = False,
 ) -> np.ndarray: ...
+
+# Polyak averaging (lec7rs.averaging): folds params into averages in place;
+# count = updates so far (0 copies), decay None = running mean.
+def average_update(
+    averages: list[np.ndarray],
+    params: list[np.ndarray],
+    count: int,
+    decay: float | None,
+    labels: list[str],
+) -> None: ...
+def average_check(decay: float | None) -> None: ...

@@ -263,6 +263,12 @@ class Optimizer:
         bit-identically. Everything is checked first: a dict that does not fit
         (other optimizer, group count, shapes, dtypes) raises ``ValueError``
         and changes nothing."""
+        self._stage_load_state_dict(state_dict)()
+
+    def _stage_load_state_dict(self, state_dict: Mapping[str, Any]) -> Callable[[], None]:
+        """Checks ``state_dict`` and builds the new state without changing the
+        optimizer; returns the commit, which cannot fail. ``lec7rs.checkpoint``
+        checks every part of a checkpoint this way before committing any."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         d = state_dict
@@ -339,12 +345,15 @@ class Optimizer:
         if not _is_int(skipped) or skipped < 0:
             raise ValueError(f"state_dict 'skipped_steps': expected an int >= 0, got {skipped!r}")
 
-        for group, restored in zip(self.param_groups, new_groups):
-            group.clear()
-            group.update(restored)
-        self._state = state
-        self._steps = steps
-        self._skipped_steps = int(skipped)
+        def commit() -> None:
+            for group, restored in zip(self.param_groups, new_groups):
+                group.clear()
+                group.update(restored)
+            self._state = state
+            self._steps = steps
+            self._skipped_steps = int(skipped)
+
+        return commit
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -2,6 +2,7 @@
 the ``torch.optim`` rules that ``lec7rs.optim`` implements. The tests compare
 the Rust kernels against these; read them for the exact formulas."""
 
+from .averaging import polyak_update
 from .lbfgs import lbfgs_two_loop, torch_lbfgs
 from .optim import (
     adagrad,
@@ -22,6 +23,7 @@ __all__ = [
     "adam",
     "lbfgs_two_loop",
     "nesterov_momentum",
+    "polyak_update",
     "rmsprop",
     "sgd",
     "sgd_momentum",

@@ -3,6 +3,7 @@
 //! touch are in the Python package.
 
 mod arrays;
+mod averaging;
 mod errors;
 mod optim;
 mod optimize;
@@ -30,5 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::adam_check, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::minimize, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
+    m.add_function(wrap_pyfunction!(averaging::average_update, m)?)?;
+    m.add_function(wrap_pyfunction!(averaging::average_check, m)?)?;
     Ok(())
 }
