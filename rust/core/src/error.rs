@@ -26,6 +26,11 @@ pub enum Error {
     Threads(String),
     /// A SIMD level that is unknown or that this CPU does not have.
     SimdLevel(String),
+    /// A random stream that cannot serve a draw (its counter would wrap).
+    Random(String),
+    /// Array shapes or sizes that do not fit together, e.g. a pooling output
+    /// larger than its input; the message names the argument.
+    Shape(String),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +49,8 @@ impl fmt::Display for Error {
             Error::MissingState { what } => write!(f, "missing optimizer state {what}"),
             Error::Threads(msg) => write!(f, "{msg}"),
             Error::SimdLevel(msg) => write!(f, "{msg}"),
+            Error::Random(msg) => write!(f, "{msg}"),
+            Error::Shape(msg) => write!(f, "{msg}"),
         }
     }
 }

@@ -9,6 +9,8 @@
 pub mod error;
 pub mod optim;
 pub mod parallel;
+pub mod random;
+pub mod regularization;
 pub mod simd;
 
 pub use error::{Error, Result};

@@ -1,0 +1,90 @@
+//! Raw words and uniform floats in [0, 1).
+
+use super::philox::Words;
+use super::source::{dispatch, Source, WordKernel};
+use super::{Draw, Span};
+use crate::error::Result;
+use crate::parallel;
+use crate::simd::Real;
+
+/// A float type drawn uniformly from [0, 1) out of `WORDS` random words:
+/// the top 24 bits of one word for `f32`, the top 53 bits of two words (the
+/// second one high) for `f64`, scaled by 2^-24 or 2^-53 (both exact), as
+/// NumPy and PyTorch do.
+pub trait Uniform: Real {
+    /// Random words per value.
+    const WORDS: usize;
+    /// Random bits per value: every value is `m * 2^-BITS`, `m < 2^BITS`.
+    const BITS: u32;
+    fn from_words(words: &[u32]) -> Self;
+}
+
+impl Uniform for f32 {
+    const WORDS: usize = 1;
+    const BITS: u32 = 24;
+
+    #[inline(always)]
+    fn from_words(words: &[u32]) -> Self {
+        (words[0] >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
+    }
+}
+
+impl Uniform for f64 {
+    const WORDS: usize = 2;
+    const BITS: u32 = 53;
+
+    #[inline(always)]
+    fn from_words(words: &[u32]) -> Self {
+        let bits = (u64::from(words[1]) << 32 | u64::from(words[0])) >> 11;
+        bits as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+struct WordsKernel<'a, 'b>(&'b Draw, Span<'a, u32>);
+
+impl WordKernel for WordsKernel<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: Words>(self) {
+        let WordsKernel(draw, span) = self;
+        let source = Source::<V>::new(*draw);
+        source.runs(span.first, span.out.len(), |words, at| {
+            span.out[at..at + words.len()].copy_from_slice(words)
+        });
+    }
+}
+
+/// Writes words `first .. first + out.len()` of `draw` to `out`.
+pub fn fill_words(draw: Draw, first: u64, out: &mut [u32]) -> Result<()> {
+    parallel::for_each_chunk(vec![Span { out, first }], |span| {
+        dispatch(WordsKernel(&draw, span))
+    })
+}
+
+struct UniformKernel<'a, 'b, T>(&'b Draw, Span<'a, T>);
+
+impl<T: Uniform> WordKernel for UniformKernel<'_, '_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: Words>(self) {
+        let UniformKernel(draw, span) = self;
+        let source = Source::<V>::new(*draw);
+        let n = span.out.len();
+        source.runs(span.first * T::WORDS as u64, n * T::WORDS, |words, at| {
+            let out = &mut span.out[at / T::WORDS..(at + words.len()) / T::WORDS];
+            for (o, w) in out.iter_mut().zip(words.chunks_exact(T::WORDS)) {
+                *o = T::from_words(w);
+            }
+        });
+    }
+}
+
+/// Fills `out` with uniform [0, 1) values `0 .. out.len()` of `draw`, which
+/// must have reserved `out.len() * T::WORDS` words.
+pub fn fill_uniform<T: Uniform>(draw: Draw, out: &mut [T]) -> Result<()> {
+    parallel::for_each_chunk(vec![Span { out, first: 0 }], |span| {
+        dispatch(UniformKernel(&draw, span))
+    })
+}
