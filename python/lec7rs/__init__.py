@@ -3,6 +3,10 @@ trustworthy Rust kernels for NumPy.
 
 - ``lec7rs.optim``: SGD (momentum, Nesterov), Adagrad, RMSprop, Adam, AdamW
   with ``torch.optim``'s arguments, defaults and update rules.
+- ``lec7rs.regularization``: dropout (inverted and the lecture's form),
+  DropConnect, stochastic depth and fractional max pooling.
+- ``lec7rs.Generator``: the counter-based (Philox4x32-10) random stream
+  they draw from.
 - ``lec7rs.reference``: the same rules (and the lecture's cs231n forms) in
   pure NumPy, which the tests compare against.
 
@@ -14,8 +18,9 @@ Results are bit-identical for any thread count and SIMD level.
 
 import warnings as _warnings
 
-from . import _core, optim, reference
+from . import _core, optim, reference, regularization
 from ._core import get_num_threads, simd_level
+from .random import Generator
 
 __version__: str = _core.__version__
 
@@ -31,10 +36,12 @@ def set_num_threads(n: int) -> None:
 
 
 __all__ = [
+    "Generator",
     "__version__",
     "get_num_threads",
     "optim",
     "reference",
+    "regularization",
     "set_num_threads",
     "simd_level",
 ]

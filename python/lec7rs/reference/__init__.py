@@ -1,7 +1,10 @@
 """Pure-NumPy references (no Rust): the lecture's formulas in cs231n style and
-the ``torch.optim`` rules that ``lec7rs.optim`` implements. The tests compare
-the Rust kernels against these; read them for the exact formulas."""
+the ``torch.optim`` rules that ``lec7rs.optim`` implements, and the
+regularization functions of ``lec7rs.regularization`` with the Philox stream
+of ``lec7rs.Generator`` (``reference.random``). The tests compare the Rust
+kernels against these; read them for the exact formulas."""
 
+from . import random
 from .optim import (
     adagrad,
     adam,
@@ -15,14 +18,33 @@ from .optim import (
     torch_rmsprop,
     torch_sgd,
 )
+from .random import philox4x32_10
+from .regularization import (
+    dropconnect,
+    dropconnect_backward,
+    dropout,
+    dropout_backward,
+    fractional_max_pool2d,
+    fractional_max_pool2d_backward,
+    stochastic_depth,
+)
 
 __all__ = [
     "adagrad",
     "adam",
+    "dropconnect",
+    "dropconnect_backward",
+    "dropout",
+    "dropout_backward",
+    "fractional_max_pool2d",
+    "fractional_max_pool2d_backward",
     "nesterov_momentum",
+    "philox4x32_10",
+    "random",
     "rmsprop",
     "sgd",
     "sgd_momentum",
+    "stochastic_depth",
     "torch_adagrad",
     "torch_adam",
     "torch_adamw",

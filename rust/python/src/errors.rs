@@ -18,7 +18,9 @@ pub fn core(context: &str, err: Error) -> PyErr {
         | Error::LengthMismatch { .. }
         | Error::MissingState { .. }
         | Error::Threads(_)
-        | Error::SimdLevel(_) => PyValueError::new_err(msg),
+        | Error::SimdLevel(_)
+        | Error::Random(_)
+        | Error::Shape(_) => PyValueError::new_err(msg),
     }
 }
 

@@ -5,6 +5,8 @@
 mod arrays;
 mod errors;
 mod optim;
+mod random;
+mod regularization;
 mod runtime;
 mod step;
 
@@ -27,5 +29,16 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::rmsprop_check, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adam_check, m)?)?;
+    m.add_class::<random::PhiloxStream>()?;
+    m.add_function(wrap_pyfunction!(random::philox_algorithm, m)?)?;
+    m.add_function(wrap_pyfunction!(random::philox_block, m)?)?;
+    m.add_function(wrap_pyfunction!(regularization::dropout, m)?)?;
+    m.add_function(wrap_pyfunction!(regularization::dropout_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(regularization::stochastic_depth, m)?)?;
+    m.add_function(wrap_pyfunction!(regularization::fractional_max_pool2d, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        regularization::fractional_max_pool2d_backward,
+        m
+    )?)?;
     Ok(())
 }
