@@ -12,7 +12,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lec7rs_core::random::{fill_uniform, fill_words, Stream};
-use lec7rs_core::regularization::dropout_train;
+use lec7rs_core::regularization::{dropout_train, Dest};
 use lec7rs_core::{parallel, simd};
 
 fn setup() {
@@ -70,7 +70,8 @@ fn dropout(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
                 let draw = stream.reserve(n as u64).unwrap();
-                dropout_train(Some(&x), &mut y, &mut mask, 0.5, true, draw).unwrap();
+                dropout_train(Some(&x), &mut y, &mut mask, 0.5, true, draw, Dest::Existing)
+                    .unwrap();
             })
         });
     }

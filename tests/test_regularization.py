@@ -107,6 +107,24 @@ def test_dropout_out_and_in_place(dtype):
     np.testing.assert_array_equal(m, m_new)
 
 
+@pytest.mark.parametrize("level", LEVELS)
+def test_large_out_streaming_stores_write_the_same_values(level):
+    # An existing out= of >= 8 MiB is written with streaming stores, whatever
+    # its alignment (here 12 bytes past a line); the values do not change.
+    n = (8 << 20) // 4 + 333
+    x = data((n,), np.float32)
+    g, r = pair()
+    storage = np.zeros(n + 5, np.float32)
+    out = storage[3 : 3 + n]
+    with simd(level), threads(2):
+        y, mask = R.dropout(x, 0.3, rng=g, out=out)
+    y_ref, mask_ref = ref.dropout(x, 0.3, rng=r)
+    assert y is out
+    same(out, y_ref)
+    np.testing.assert_array_equal(mask, mask_ref)
+    assert not storage[:3].any() and not storage[3 + n :].any()
+
+
 @pytest.mark.parametrize(
     "view",
     [

@@ -10,7 +10,8 @@ use lec7rs_core::random::philox::{block, counter_words};
 use lec7rs_core::random::{fill_bernoulli, fill_uniform, fill_words, Draw, Keep, Stream};
 use lec7rs_core::regularization::{
     dropout_backward, dropout_eval, dropout_train, fractional_max_pool2d,
-    fractional_max_pool2d_backward, stochastic_depth, FractionalPool, PoolShape,
+    fractional_max_pool2d_backward, stochastic_depth, Dest, FractionalPool, PoolShape,
+    STREAM_MIN_BYTES,
 };
 use lec7rs_core::simd::{self, Level};
 
@@ -161,13 +162,22 @@ fn dropout_matches_its_definition_everywhere() {
     ] {
         let (y, mask) = all_equal(everywhere(|| {
             let (mut y, mut mask) = (vec![0f32; n], vec![9u8; n]);
-            dropout_train(Some(&x), &mut y, &mut mask, p, inverted, draw).unwrap();
+            dropout_train(Some(&x), &mut y, &mut mask, p, inverted, draw, Dest::New).unwrap();
             (y, mask)
         }));
         // In place gives the same.
         let mut inplace = x.clone();
         let mut mask2 = vec![0u8; n];
-        dropout_train(None, &mut inplace, &mut mask2, p, inverted, draw).unwrap();
+        dropout_train(
+            None,
+            &mut inplace,
+            &mut mask2,
+            p,
+            inverted,
+            draw,
+            Dest::Existing,
+        )
+        .unwrap();
         assert_eq!(inplace, y);
         assert_eq!(mask2, mask);
         let keep = Keep::with_drop_probability(p).unwrap();
@@ -200,11 +210,47 @@ fn dropout_matches_its_definition_everywhere() {
 }
 
 #[test]
+fn streaming_stores_write_the_same_values_at_any_alignment() {
+    // Large enough for streaming stores into an existing `y`; `y` starts
+    // at every float offset within a cache line, and the chunks of the
+    // parallel driver start mid-line too.
+    let n = STREAM_MIN_BYTES / 4 + 1234;
+    let x = data(n);
+    let draw = Stream::new(77).reserve(n as u64).unwrap();
+    let (mut want, mut want_mask) = (vec![0f32; n], vec![0u8; n]);
+    dropout_train(
+        Some(&x),
+        &mut want,
+        &mut want_mask,
+        0.3,
+        true,
+        draw,
+        Dest::New,
+    )
+    .unwrap();
+    for offset in [0, 1, 5, 15] {
+        let got = all_equal(everywhere(|| {
+            let mut storage = vec![7f32; n + 16];
+            let mut mask = vec![7u8; n];
+            let y = &mut storage[offset..offset + n];
+            dropout_train(Some(&x), y, &mut mask, 0.3, true, draw, Dest::Existing).unwrap();
+            (storage, mask)
+        }));
+        assert!(got.0[..offset]
+            .iter()
+            .chain(&got.0[offset + n..])
+            .all(|&v| v == 7.0));
+        assert!(got.0[offset..offset + n] == want[..], "offset {offset}");
+        assert!(got.1 == want_mask);
+    }
+}
+
+#[test]
 fn dropout_nan_stays_nan_and_p1_gives_zeros() {
     let x = [f32::NAN, f32::INFINITY, -2.0, 3.0];
     let draw = Stream::new(1).reserve(4).unwrap();
     let (mut y, mut mask) = ([1f32; 4], [1u8; 4]);
-    dropout_train(Some(&x), &mut y, &mut mask, 1.0, true, draw).unwrap();
+    dropout_train(Some(&x), &mut y, &mut mask, 1.0, true, draw, Dest::New).unwrap();
     assert_eq!(mask, [0; 4]);
     assert!(y[0].is_nan() && y[1].is_nan());
     assert_eq!(y[2].to_bits(), (-0.0f32).to_bits());
@@ -217,11 +263,29 @@ fn errors_write_nothing() {
     let draw = Stream::new(1).reserve(100).unwrap();
     let (mut y, mut mask) = (vec![7f32; 100], vec![7u8; 100]);
     for p in [-0.1, 1.5, f64::NAN] {
-        assert!(dropout_train(Some(&x), &mut y, &mut mask, p, true, draw).is_err());
+        assert!(dropout_train(Some(&x), &mut y, &mut mask, p, true, draw, Dest::New).is_err());
         assert!(dropout_eval(Some(&x), &mut y, p, false).is_err());
     }
-    assert!(dropout_train(Some(&x), &mut y, &mut mask[..99], 0.5, true, draw).is_err());
-    assert!(dropout_train(Some(&x[..99]), &mut y, &mut mask, 0.5, true, draw).is_err());
+    assert!(dropout_train(
+        Some(&x),
+        &mut y,
+        &mut mask[..99],
+        0.5,
+        true,
+        draw,
+        Dest::New
+    )
+    .is_err());
+    assert!(dropout_train(
+        Some(&x[..99]),
+        &mut y,
+        &mut mask,
+        0.5,
+        true,
+        draw,
+        Dest::New
+    )
+    .is_err());
     assert!(y.iter().all(|&v| v == 7.0) && mask.iter().all(|&m| m == 7));
 }
 

@@ -305,17 +305,13 @@ pub fn zeros<'py, T: Element>(
     py: Python<'py>,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let too_large = || value_error(format!("shape {} is too large", fmt_shape(shape)));
     let mut dims = shape
         .iter()
         .map(|&d| numpy::npyffi::npy_intp::try_from(d))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| value_error(format!("shape {} is too large", fmt_shape(shape))))?;
-    let nd = std::ffi::c_int::try_from(dims.len()).map_err(|_| {
-        value_error(format!(
-            "shape {} has too many dimensions",
-            fmt_shape(shape)
-        ))
-    })?;
+        .map_err(|_| too_large())?;
+    let nd = std::ffi::c_int::try_from(dims.len()).map_err(|_| too_large())?;
     // SAFETY: `dims` holds `nd` sizes; PyArray_Zeros steals the dtype
     // reference and returns a new reference or NULL with an exception set.
     unsafe {

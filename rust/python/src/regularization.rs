@@ -6,7 +6,7 @@
 
 use lec7rs_core::random::Uniform;
 use lec7rs_core::regularization::{
-    self as kernels, DepthMode, DropoutScale, FractionalPool, PoolShape,
+    self as kernels, DepthMode, Dest, DropoutScale, FractionalPool, PoolShape,
 };
 use numpy::{
     Element, PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
@@ -154,7 +154,12 @@ fn dropout_typed<'py, T: Uniform + Element>(
         let (mask, mut rw) = new_mask(py, &shape)?;
         let draw = reserve(stream, y_slice.len() as u64)?;
         let bytes = mask_bytes(&mut rw);
-        py.detach(|| kernels::dropout_train(x_slice, y_slice, bytes, p, inverted, draw))
+        let dest = if out.is_some() {
+            Dest::Existing
+        } else {
+            Dest::New
+        };
+        py.detach(|| kernels::dropout_train(x_slice, y_slice, bytes, p, inverted, draw, dest))
             .context("")?;
         drop(rw);
         Some(mask.into_any())

@@ -1,6 +1,6 @@
 //! Bernoulli draws by integer comparison: keep element `i` iff
-//! `word(i) < t` with `t = round(q * 2^32)` computed once in f64, for a
-//! keep probability `q`. The realized probability is `t / 2^32`, within
+//! `word(i) < t` with `t = round(q * 2^32)` (half away from zero) computed
+//! once in f64, for a keep probability `q`. The realized probability is `t / 2^32`, within
 //! 2^-33 of `q`; `q = 1` keeps everything and `q = 0` (or any `q < 2^-33`)
 //! keeps nothing. No float conversion happens per element.
 
@@ -71,12 +71,17 @@ impl WordKernel for BernoulliKernel<'_, '_> {
             Keep::Below(t) => t,
         };
         let source = Source::<V>::new(*draw);
-        source.runs(span.first, span.out.len(), |words, at| {
-            let out = &mut span.out[at..at + words.len()];
-            for (o, &w) in out.iter_mut().zip(words) {
-                *o = u8::from(w < t);
-            }
-        });
+        source.runs(
+            span.first,
+            span.out.len(),
+            #[inline(always)]
+            |words, at| {
+                let out = &mut span.out[at..at + words.len()];
+                for k in 0..words.len() {
+                    out[k] = u8::from(words[k] < t);
+                }
+            },
+        );
     }
 }
 

@@ -54,6 +54,21 @@ impl Words for Avx2Words {
         Self(unsafe { _mm256_xor_si256(_mm256_xor_si256(self.0, a.0), b.0) })
     }
     #[inline(always)]
+    unsafe fn stream_line(dst: *mut u8, src: *const u8) {
+        _mm256_stream_si256(dst.cast(), _mm256_loadu_si256(src.cast()));
+        _mm256_stream_si256(dst.add(32).cast(), _mm256_loadu_si256(src.add(32).cast()));
+    }
+    #[inline(always)]
+    fn prefetch(ptr: *const u8) {
+        // SAFETY: prefetching is a hint that never faults; SSE is part of
+        // x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn stream_fence() {
+        _mm_sfence();
+    }
+    #[inline(always)]
     fn mulhilo(self, m: Self) -> (Self, Self) {
         unsafe {
             let p = _mm256_mul_epu32(self.0, m.0);
@@ -91,6 +106,20 @@ impl Words for Avx512Words {
     fn xor3(self, a: Self, b: Self) -> Self {
         // 0x96: the truth table of a ^ b ^ c.
         Self(unsafe { _mm512_ternarylogic_epi64::<0x96>(self.0, a.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn stream_line(dst: *mut u8, src: *const u8) {
+        _mm512_stream_si512(dst.cast(), _mm512_loadu_si512(src.cast()));
+    }
+    #[inline(always)]
+    fn prefetch(ptr: *const u8) {
+        // SAFETY: prefetching is a hint that never faults; SSE is part of
+        // x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn stream_fence() {
+        _mm_sfence();
     }
     #[inline(always)]
     fn mulhilo(self, m: Self) -> (Self, Self) {

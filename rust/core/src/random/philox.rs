@@ -95,6 +95,33 @@ pub trait Words: Copy {
     }
     /// `self ^ a ^ b`.
     fn xor3(self, a: Self, b: Self) -> Self;
+
+    /// Stores the 64 bytes at `src` to the 64-byte aligned `dst` with a
+    /// streaming (non-temporal) store where the level has one: the line is
+    /// written whole without being read first, and not kept in cache. Call
+    /// [`Words::stream_fence`] before the data is handed to another thread.
+    ///
+    /// # Safety
+    /// As `splat`; `dst` is 64-byte aligned, both ranges are valid and do
+    /// not overlap.
+    #[inline(always)]
+    unsafe fn stream_line(dst: *mut u8, src: *const u8) {
+        std::ptr::copy_nonoverlapping(src, dst, 64);
+    }
+
+    /// Asks for the cache line at `ptr` to be loaded into L1 (any address:
+    /// a prefetch never faults).
+    #[inline(always)]
+    fn prefetch(ptr: *const u8) {
+        let _ = ptr;
+    }
+
+    /// Orders the streaming stores before every later store.
+    ///
+    /// # Safety
+    /// As `splat`.
+    #[inline(always)]
+    unsafe fn stream_fence() {}
     /// The high and low words of the 64-bit products `self * m`, lane-wise.
     fn mulhilo(self, m: Self) -> (Self, Self);
 }
@@ -172,11 +199,14 @@ pub fn blocks<V: Words>(ctr: [V; 4], keys: &RoundKeys<V>) -> [V; 4] {
 ///
 /// The `16 / V::N` registers go through the rounds together: one block's
 /// rounds are a chain of dependent multiplies, and interleaving independent
-/// chains keeps the multiplier busy.
+/// chains keeps the multiplier busy. (Index loops: iterator adapters are not
+/// always inlined into the dispatching `#[target_feature]` function in
+/// builds without LTO.)
 ///
 /// # Safety
 /// The CPU supports `V`'s instruction set; `first as u32 <= u32::MAX - 15`.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)]
 pub unsafe fn blocks16<V: Words>(first: u128, keys: &RoundKeys<V>, out: &mut [u32; 64]) {
     let regs = 16 / V::N;
     let lo = first as u32;
@@ -186,31 +216,33 @@ pub unsafe fn blocks16<V: Words>(first: u128, keys: &RoundKeys<V>, out: &mut [u3
         V::splat((first >> 96) as u32),
     );
     let mut x: [[V; 4]; 16] = [[c1; 4]; 16];
-    for (r, x) in x.iter_mut().enumerate().take(regs) {
-        *x = [V::iota(lo + (r * V::N) as u32), c1, c2, c3];
+    for r in 0..regs {
+        x[r] = [V::iota(lo + (r * V::N) as u32), c1, c2, c3];
     }
     for round in 0..ROUNDS {
-        for x in x.iter_mut().take(regs) {
-            let (hi0, lo0) = x[0].mulhilo(keys.m0);
-            let (hi1, lo1) = x[2].mulhilo(keys.m1);
-            *x = [
-                hi1.xor3(x[1], keys.k0[round]),
+        for r in 0..regs {
+            let [c0, c1, c2, c3] = x[r];
+            let (hi0, lo0) = c0.mulhilo(keys.m0);
+            let (hi1, lo1) = c2.mulhilo(keys.m1);
+            x[r] = [
+                hi1.xor3(c1, keys.k0[round]),
                 lo1,
-                hi0.xor3(x[3], keys.k1[round]),
+                hi0.xor3(c3, keys.k1[round]),
                 lo0,
             ];
         }
     }
+    let out = out.as_mut_ptr();
     if regs == 1 {
-        for (w, words) in x[0].iter().enumerate() {
-            words.store(out.as_mut_ptr().add(16 * w));
+        for w in 0..4 {
+            x[0][w].store(out.add(16 * w));
         }
         return;
     }
     for r in (0..regs).step_by(2) {
-        for (w, (&a, &b)) in x[r].iter().zip(&x[r + 1]).enumerate() {
+        for w in 0..4 {
             // `16 * w + r * N + 2 N <= 64`.
-            a.store2(b, out.as_mut_ptr().add(16 * w + r * V::N));
+            x[r][w].store2(x[r + 1][w], out.add(16 * w + r * V::N));
         }
     }
 }

@@ -101,7 +101,12 @@ impl<V: Words> Source<V> {
 
     /// Calls `f(words, at)` for consecutive runs covering words
     /// `first .. first + n` of the draw, in order: `words` are the draw's
-    /// words `first + at ..`. Runs end at group boundaries.
+    /// words `first + at ..`. Runs end at group boundaries (64 words), so
+    /// that consuming a group's words (loads and stores of the data) is
+    /// interleaved with computing the next ones. Mark `f` `#[inline(always)]`:
+    /// a closure that is not inlined is compiled without the instruction set
+    /// of the dispatching function (builds without LTO do not always inline
+    /// it otherwise).
     #[inline(always)]
     pub fn runs(&self, first: u64, n: usize, mut f: impl FnMut(&[u32], usize)) {
         let mut buf = [0u32; GROUP_WORDS];

@@ -13,7 +13,7 @@
 //! approximation; scaling by the keep probability is the usual shortcut.)
 //! The arithmetic is dropout's on the weight array.
 
-use super::dropout::{dropout_backward, dropout_train};
+use super::dropout::{dropout_backward, dropout_train, Dest};
 use crate::error::Result;
 use crate::random::Draw;
 use crate::simd::Real;
@@ -27,8 +27,9 @@ pub fn dropconnect<T: Real>(
     p: f64,
     inverted: bool,
     draw: Draw,
+    dest: Dest,
 ) -> Result<()> {
-    dropout_train(Some(w), w_dropped, mask, p, inverted, draw)
+    dropout_train(Some(w), w_dropped, mask, p, inverted, draw, dest)
 }
 
 /// `dw = dw_dropped * (mask != 0 ? s : 0)`.

@@ -13,6 +13,7 @@
 //! `0 * inf`. The forward pass writes `y` and the mask in one pass over
 //! memory, 64 elements (one group of Philox words) at a time.
 
+use super::streaming::LineWriter;
 use super::{masked, vectorized};
 use crate::error::{Error, Result};
 use crate::parallel::{self, split_mut, split_ref, Split};
@@ -107,8 +108,9 @@ fn constant<T: Real>(x: Option<&[T]>, y: &mut [T], mask: &mut [u8], kept: bool, 
     mask.fill(u8::from(kept));
     match x {
         Some(x) => {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = masked(v, kept, s);
+            let x = &x[..y.len()];
+            for k in 0..y.len() {
+                y[k] = masked(x[k], kept, s);
             }
         }
         None => {
@@ -120,23 +122,30 @@ fn constant<T: Real>(x: Option<&[T]>, y: &mut [T], mask: &mut [u8], kept: bool, 
 }
 
 /// `y = x * (word < t ? s : 0)` and the mask, over one run of words.
+///
+/// Index loops over slices cut to one length (so without bounds checks):
+/// iterator adapters such as `zip` are not always inlined into the
+/// `#[target_feature]` function in builds without LTO, which then run at
+/// half speed.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)]
 fn bernoulli<T: Real>(words: &[u32], t: u32, x: Option<&[T]>, y: &mut [T], mask: &mut [u8], s: T) {
     let n = words.len();
     let (y, mask) = (&mut y[..n], &mut mask[..n]);
     match x {
         Some(x) => {
-            for (((o, m), &v), &w) in y.iter_mut().zip(mask.iter_mut()).zip(&x[..n]).zip(words) {
-                let kept = w < t;
-                *m = u8::from(kept);
-                *o = masked(v, kept, s);
+            let x = &x[..n];
+            for k in 0..n {
+                let kept = words[k] < t;
+                mask[k] = u8::from(kept);
+                y[k] = masked(x[k], kept, s);
             }
         }
         None => {
-            for ((o, m), &w) in y.iter_mut().zip(mask.iter_mut()).zip(words) {
-                let kept = w < t;
-                *m = u8::from(kept);
-                *o = masked(*o, kept, s);
+            for k in 0..n {
+                let kept = words[k] < t;
+                mask[k] = u8::from(kept);
+                y[k] = masked(y[k], kept, s);
             }
         }
     }
@@ -147,6 +156,8 @@ struct ForwardKernel<'a, 'b, T> {
     draw: &'b Draw,
     keep: Keep,
     s: T,
+    /// Write `y` with streaming stores.
+    stream: bool,
 }
 
 impl<T: Real> WordKernel for ForwardKernel<'_, '_, T> {
@@ -156,19 +167,75 @@ impl<T: Real> WordKernel for ForwardKernel<'_, '_, T> {
     unsafe fn run<V: Words>(self) {
         let Forward { x, y, mask, first } = self.work;
         let (keep, s) = (self.keep, self.s);
-        match keep {
-            Keep::All => constant(x, y, mask, true, s),
-            Keep::None => constant(x, y, mask, false, s),
-            Keep::Below(t) => {
-                let source = Source::<V>::new(*self.draw);
-                source.runs(first, y.len(), |words, at| {
+        let t = match keep {
+            Keep::All => return constant(x, y, mask, true, s),
+            Keep::None => return constant(x, y, mask, false, s),
+            Keep::Below(t) => t,
+        };
+        let source = Source::<V>::new(*self.draw);
+        let Some(x) = x.filter(|_| self.stream) else {
+            source.runs(
+                first,
+                y.len(),
+                #[inline(always)]
+                |words, at| {
                     let x = x.map(|x| &x[at..]);
                     bernoulli(words, t, x, &mut y[at..], &mut mask[at..], s);
-                });
-            }
-        }
+                },
+            );
+            return;
+        };
+        // Streaming: compute each group of `y` into the writer's staging
+        // buffer, which stays in L1, then append it with streaming stores.
+        let y_bytes = size_of_val(y);
+        // SAFETY: `y` holds plain floats, for which any bytes are valid.
+        let y_out = unsafe { std::slice::from_raw_parts_mut(y.as_mut_ptr().cast::<u8>(), y_bytes) };
+        let mut y_out = LineWriter::<V>::new(y_out);
+        source.runs(
+            first,
+            x.len(),
+            #[inline(always)]
+            |words, at| {
+                let n = words.len();
+                let src = &x[at..at + n];
+                // The stores do not wait for lines to be read, so reading `x`
+                // is what is left: ask for it well ahead, further than the
+                // hardware prefetcher gets past the Philox work.
+                let ahead = src.as_ptr().cast::<u8>().wrapping_add(PREFETCH_BYTES);
+                for line in (0..size_of_val(src)).step_by(64) {
+                    V::prefetch(ahead.wrapping_add(line));
+                }
+                let mask = &mut mask[at..at + n];
+                bernoulli(words, t, Some(src), y_out.stage::<T>(n), mask, s);
+                // SAFETY: we run inside `V`'s dispatch.
+                unsafe { y_out.commit(n * size_of::<T>()) };
+            },
+        );
+        y_out.finish();
     }
 }
+
+/// Where an output array comes from, which decides how to store to it.
+/// The values are the same either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// Just allocated: the OS zeroes each fresh page on its first write,
+    /// which leaves its lines in cache, where plain stores are cheapest
+    /// (streaming stores would have to evict them first).
+    New,
+    /// An existing buffer (`out=`): one of at least [`STREAM_MIN_BYTES`],
+    /// not computed in place, is written with streaming stores. It cannot
+    /// stay in the private caches anyway, and skipping the
+    /// read-for-ownership of its lines saves a third of the memory traffic.
+    Existing,
+}
+
+/// The smallest output written with streaming stores (see [`Dest`]).
+pub const STREAM_MIN_BYTES: usize = 8 << 20;
+
+/// How far ahead of the group being computed the streaming path prefetches
+/// its input.
+const PREFETCH_BYTES: usize = 4096;
 
 /// Dropout in training: writes `y` and `mask` (1 = kept) from words
 /// `0 .. y.len()` of `draw`. `x = None` reads `x` from `y` (in place).
@@ -180,6 +247,7 @@ pub fn dropout_train<T: Real>(
     p: f64,
     inverted: bool,
     draw: Draw,
+    dest: Dest,
 ) -> Result<()> {
     let scale = DropoutScale::new(p, inverted)?;
     if let Some(x) = x {
@@ -187,6 +255,7 @@ pub fn dropout_train<T: Real>(
     }
     check_same_len("mask", y.len(), mask.len())?;
     let s = T::from_f64(scale.train);
+    let stream = dest == Dest::Existing && size_of_val(y) >= STREAM_MIN_BYTES;
     let work = Forward {
         x,
         y,
@@ -199,12 +268,14 @@ pub fn dropout_train<T: Real>(
             draw: &draw,
             keep: scale.keep,
             s,
+            stream,
         })
     })
 }
 
 /// Dropout at test time: `y = x` (inverted) or `y = x * (1 - p)` (the
 /// lecture's form). `x = None` computes in place.
+#[allow(clippy::needless_range_loop)] // index loops, as in `bernoulli`
 pub fn dropout_eval<T: Real>(x: Option<&[T]>, y: &mut [T], p: f64, inverted: bool) -> Result<()> {
     let scale = DropoutScale::new(p, inverted)?;
     if let Some(x) = x {
@@ -222,16 +293,23 @@ pub fn dropout_eval<T: Real>(x: Option<&[T]>, y: &mut [T], p: f64, inverted: boo
     parallel::for_each_chunk(vec![work], |w| match (w.x, scaled) {
         (Some(x), false) => w.y.copy_from_slice(x),
         (None, false) => {}
-        (Some(x), true) => vectorized::<T, _>(|| {
-            for (o, &v) in w.y.iter_mut().zip(x) {
-                *o = v.mul(factor);
-            }
-        }),
-        (None, true) => vectorized::<T, _>(|| {
-            for o in w.y.iter_mut() {
-                *o = o.mul(factor);
-            }
-        }),
+        (Some(x), true) => vectorized::<T, _>(
+            #[inline(always)]
+            || {
+                let x = &x[..w.y.len()];
+                for k in 0..x.len() {
+                    w.y[k] = x[k].mul(factor);
+                }
+            },
+        ),
+        (None, true) => vectorized::<T, _>(
+            #[inline(always)]
+            || {
+                for o in w.y.iter_mut() {
+                    *o = o.mul(factor);
+                }
+            },
+        ),
     })
 }
 
@@ -281,11 +359,16 @@ pub fn dropout_backward<T: Real>(
     let s = T::from_f64(scale.train);
     let work = Backward { dout, mask, dx };
     parallel::for_each_chunk(vec![work], |w| {
-        vectorized::<T, _>(|| {
-            for ((o, &g), &m) in w.dx.iter_mut().zip(w.dout).zip(w.mask) {
-                *o = masked(g, m != 0, s);
-            }
-        })
+        vectorized::<T, _>(
+            #[inline(always)]
+            || {
+                let n = w.dx.len();
+                let (dout, mask) = (&w.dout[..n], &w.mask[..n]);
+                for k in 0..n {
+                    w.dx[k] = masked(dout[k], mask[k] != 0, s);
+                }
+            },
+        )
     })
 }
 

@@ -12,9 +12,12 @@ pub mod dropconnect;
 pub mod dropout;
 pub mod fractional_max_pool;
 pub mod stochastic_depth;
+mod streaming;
 
 pub use dropconnect::{dropconnect, dropconnect_backward};
-pub use dropout::{dropout_backward, dropout_eval, dropout_train, DropoutScale};
+pub use dropout::{
+    dropout_backward, dropout_eval, dropout_train, Dest, DropoutScale, STREAM_MIN_BYTES,
+};
 pub use fractional_max_pool::{
     fractional_max_pool2d, fractional_max_pool2d_backward, FractionalPool, PoolShape,
 };
@@ -42,7 +45,9 @@ impl<T: Real, R, F: FnOnce() -> R> Kernel<T> for Vectorized<F> {
     }
 }
 
-/// Runs `f` compiled for the current SIMD level (see [`Vectorized`]).
+/// Runs `f` compiled for the current SIMD level (see [`Vectorized`]). Mark
+/// `f` `#[inline(always)]`: a closure that is not inlined is compiled
+/// without the level's instruction set.
 #[inline]
 pub(crate) fn vectorized<T: Real, R>(f: impl FnOnce() -> R) -> R {
     simd::dispatch::<T, _>(Vectorized(f))

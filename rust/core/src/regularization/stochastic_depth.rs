@@ -94,17 +94,21 @@ pub fn stochastic_depth<T: Real>(
     let keep = &*keep;
     let work = Rows { x, y, first: 0 };
     parallel::for_each_chunk(vec![work], |w| {
-        vectorized::<T, _>(|| {
-            let mut at = 0;
-            while at < w.y.len() {
-                let r = (w.first + at) / row;
-                let end = ((r + 1) * row - w.first).min(w.y.len());
-                let kept = keep[r] != 0;
-                for (o, &v) in w.y[at..end].iter_mut().zip(&w.x[at..end]) {
-                    *o = masked(v, kept, s);
+        vectorized::<T, _>(
+            #[inline(always)]
+            || {
+                let mut at = 0;
+                while at < w.y.len() {
+                    let r = (w.first + at) / row;
+                    let end = ((r + 1) * row - w.first).min(w.y.len());
+                    let kept = keep[r] != 0;
+                    let (y, x) = (&mut w.y[at..end], &w.x[at..end]);
+                    for k in 0..y.len() {
+                        y[k] = masked(x[k], kept, s);
+                    }
+                    at = end;
                 }
-                at = end;
-            }
-        })
+            },
+        )
     })
 }
