@@ -10,10 +10,10 @@
 //! ```
 //!
 //! that is, the 16 blocks of a group are laid out word-major: the first 16
-//! words of a group are word 0 of its 16 blocks. This order lets an AVX-512
-//! register of 16 blocks (or AVX2's 8, NEON's 4, scalar's 1) store its words
-//! straight to consecutive elements, with no transposition, and it does not
-//! depend on the register width. Every value is thus a pure function of
+//! words of a group are word 0 of its 16 blocks. Registers hold one word of
+//! several blocks (8 for AVX-512, 4 for AVX2 and NEON, 1 for scalar), so
+//! this order stores each register straight to consecutive elements, with
+//! no transposition, and it does not depend on the register width. Every value is thus a pure function of
 //! (key, start counter, element index): identical for any thread count,
 //! chunking and SIMD level, and reproduced by the NumPy reference
 //! (`lec7rs.reference.random`).

@@ -13,10 +13,11 @@
 //! k = (k0 + W0, k1 + W1)        (mod 2^32, between rounds)
 //! ```
 //!
-//! [`block`] is the scalar definition. [`blocks`] computes [`Words::N`]
-//! blocks at once, one per lane, for any lane type: `u32` (one lane), the
-//! AVX2 / AVX-512 types of `lanes_x86` and the NEON type of `lanes_neon`.
-//! All of them are integer arithmetic, so every level gives the same words.
+//! [`block`] is the scalar definition. [`blocks16`] computes the 16 blocks
+//! of a group with any lane type ([`Words`]): `u32` (one block per
+//! register), the AVX2 / AVX-512 types of `lanes_x86` (4 and 8) and the NEON
+//! type of `lanes_neon` (4). All of them are integer arithmetic, so every
+//! level gives the same words.
 
 /// Multipliers and Weyl key increments of Philox4x32 (Random123's
 /// `PHILOX_M4x32_0/1`, `PHILOX_W32_0/1`).
@@ -63,9 +64,10 @@ pub fn counter_words(c: u128) -> [u32; 4] {
 }
 
 /// A register of [`Words::N`] 32-bit words, one per Philox block being
-/// computed. Values only come from `splat` and `iota`, which are `unsafe`
-/// because they require the instruction set; operations on an existing
-/// value are then safe.
+/// computed, and the memory operations of its instruction set that the
+/// kernels around Philox use (streaming stores, prefetch). Values only come
+/// from `splat` and `iota`, which are `unsafe` because they require the
+/// instruction set; operations on an existing value are then safe.
 pub trait Words: Copy {
     const N: usize;
 
@@ -95,6 +97,8 @@ pub trait Words: Copy {
     }
     /// `self ^ a ^ b`.
     fn xor3(self, a: Self, b: Self) -> Self;
+    /// The high and low words of the 64-bit products `self * m`, lane-wise.
+    fn mulhilo(self, m: Self) -> (Self, Self);
 
     /// Stores the 64 bytes at `src` to the 64-byte aligned `dst` with a
     /// streaming (non-temporal) store where the level has one: the line is
@@ -108,22 +112,18 @@ pub trait Words: Copy {
     unsafe fn stream_line(dst: *mut u8, src: *const u8) {
         std::ptr::copy_nonoverlapping(src, dst, 64);
     }
-
-    /// Asks for the cache line at `ptr` to be loaded into L1 (any address:
-    /// a prefetch never faults).
-    #[inline(always)]
-    fn prefetch(ptr: *const u8) {
-        let _ = ptr;
-    }
-
     /// Orders the streaming stores before every later store.
     ///
     /// # Safety
     /// As `splat`.
     #[inline(always)]
     unsafe fn stream_fence() {}
-    /// The high and low words of the 64-bit products `self * m`, lane-wise.
-    fn mulhilo(self, m: Self) -> (Self, Self);
+    /// Asks for the cache line at `ptr` to be loaded into L1 (any address:
+    /// a prefetch never faults).
+    #[inline(always)]
+    fn prefetch(ptr: *const u8) {
+        let _ = ptr;
+    }
 }
 
 impl Words for u32 {
@@ -181,21 +181,8 @@ impl<V: Words> RoundKeys<V> {
     }
 }
 
-/// `V::N` Philox4x32-10 blocks at once: lane `j` of the result is
-/// [`block`] of the counter in lane `j` of `ctr`.
-#[inline(always)]
-pub fn blocks<V: Words>(ctr: [V; 4], keys: &RoundKeys<V>) -> [V; 4] {
-    let [mut c0, mut c1, mut c2, mut c3] = ctr;
-    for r in 0..ROUNDS {
-        let (hi0, lo0) = c0.mulhilo(keys.m0);
-        let (hi1, lo1) = c2.mulhilo(keys.m1);
-        (c0, c1, c2, c3) = (hi1.xor3(c1, keys.k0[r]), lo1, hi0.xor3(c3, keys.k1[r]), lo0);
-    }
-    [c0, c1, c2, c3]
-}
-
-/// The 16 blocks of counters `first .. first + 16`, whose low words must
-/// not wrap, word-major: `out[16 * w + j]` is word `w` of block `j`.
+/// [`block`] of the 16 counters `first .. first + 16`, whose low words
+/// must not wrap, word-major: `out[16 * w + j]` is word `w` of block `j`.
 ///
 /// The `16 / V::N` registers go through the rounds together: one block's
 /// rounds are a chain of dependent multiplies, and interleaving independent
@@ -295,11 +282,17 @@ mod tests {
     }
 
     #[test]
-    fn one_lane_blocks_is_block() {
-        for (ctr, key, want) in KAT {
-            // SAFETY: `u32` needs no instruction set.
-            let keys = unsafe { RoundKeys::<u32>::new(key) };
-            assert_eq!(blocks(ctr, &keys), want);
+    fn sixteen_one_lane_blocks_are_block() {
+        for (first, key) in [(0u128, [0, 0]), (u128::MAX - 40, [7, 9]), (1 << 70, [1, 2])] {
+            let mut out = [0u32; 64];
+            // SAFETY: `u32` lanes need no instruction set.
+            unsafe { blocks16::<u32>(first, &RoundKeys::new(key), &mut out) };
+            for j in 0..16 {
+                let want = block(counter_words(first + j as u128), key);
+                for (w, &word) in want.iter().enumerate() {
+                    assert_eq!(out[16 * w + j], word, "first {first} block {j}");
+                }
+            }
         }
     }
 
