@@ -34,6 +34,12 @@ impl<'py, T: Element> Output<'py, T> {
         Ok(Output::New(arr, rw))
     }
 
+    fn shape(&self) -> &[usize] {
+        match self {
+            Output::Given(_, rw) | Output::New(_, rw) => rw.shape(),
+        }
+    }
+
     fn slice(&mut self) -> &mut [T] {
         // Written arrays are C-contiguous (checked by `write`; new ones are).
         match self {
@@ -144,10 +150,7 @@ fn dropout_typed<'py, T: Uniform + Element>(
         };
         (Some(input), y)
     };
-    let shape = match (&input, &y) {
-        (Some(i), _) => i.shape().to_vec(),
-        (None, Output::Given(_, rw) | Output::New(_, rw)) => rw.shape().to_vec(),
-    };
+    let shape = y.shape().to_vec();
     let x_slice = input.as_ref().map(|i| i.as_slice());
     let y_slice = y.slice();
     let mask = if training {

@@ -265,7 +265,9 @@ impl<T: Send + Sync> Split for Planes<'_, T> {
     }
 }
 
-/// Pools one plane.
+/// Pools one plane. (An index loop: with `zip` LLVM brings the branch
+/// back, and the scan runs at half speed.)
+#[allow(clippy::needless_range_loop)]
 fn pool_plane<T: Uniform>(
     pool: &FractionalPool,
     x: &[T],
@@ -282,13 +284,15 @@ fn pool_plane<T: Uniform>(
             let mut best = T::from_f64(f64::NEG_INFINITY);
             let mut at = h0 * width + w0;
             for h in h0..h0 + hl {
-                let row = &x[h * width..(h + 1) * width];
-                for (w, &v) in row.iter().enumerate().skip(w0).take(wl) {
-                    // ATen's `val > maxVal || std::isnan(val)`.
-                    if v > best || v.partial_cmp(&v).is_none() {
-                        best = v;
-                        at = h * width + w;
-                    }
+                for i in h * width + w0..h * width + w0 + wl {
+                    let v = x[i];
+                    // ATen's `if (val > maxVal || std::isnan(val))`, without
+                    // a branch that random data would mispredict: the new
+                    // maximum is `maximum` (NaN-propagating, ties keep
+                    // `best`), and the index moves by a mask.
+                    let take = v > best || v.partial_cmp(&v).is_none();
+                    best = v.maximum(best);
+                    at ^= (at ^ i) & usize::from(take).wrapping_neg();
                 }
             }
             y[out] = best;
