@@ -16,7 +16,10 @@ pub trait Uniform: Real {
     const WORDS: usize;
     /// Random bits per value: every value is `m * 2^-BITS`, `m < 2^BITS`.
     const BITS: u32;
+    /// The value of the first `WORDS` words.
     fn from_words(words: &[u32]) -> Self;
+    /// `out[k]` from words `k * WORDS ..` (a loop LLVM vectorizes).
+    fn fill(out: &mut [Self], words: &[u32]);
 }
 
 impl Uniform for f32 {
@@ -27,6 +30,15 @@ impl Uniform for f32 {
     fn from_words(words: &[u32]) -> Self {
         (words[0] >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
     }
+
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // index loops: see `blocks16`
+    fn fill(out: &mut [Self], words: &[u32]) {
+        let words = &words[..out.len()];
+        for k in 0..out.len() {
+            out[k] = (words[k] >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+        }
+    }
 }
 
 impl Uniform for f64 {
@@ -35,12 +47,26 @@ impl Uniform for f64 {
 
     #[inline(always)]
     fn from_words(words: &[u32]) -> Self {
-        // `((w1 << 32 | w0) >> 11)` is `w1 * 2^21 + (w0 >> 11)`: two exact
-        // u32 -> f64 conversions (which vectorize, unlike u64 -> f64
-        // without AVX-512DQ) and an exact sum below 2^53.
-        let high = f64::from(words[1]) * (1u32 << 21) as f64;
-        (high + f64::from(words[0] >> 11)) * (1.0 / (1u64 << 53) as f64)
+        f64_of(words[0], words[1])
     }
+
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // index loops: see `blocks16`
+    fn fill(out: &mut [Self], words: &[u32]) {
+        let pairs = &words.as_chunks::<2>().0[..out.len()];
+        for k in 0..out.len() {
+            out[k] = f64_of(pairs[k][0], pairs[k][1]);
+        }
+    }
+}
+
+/// `((high << 32 | low) >> 11) * 2^-53`, as `high * 2^21 + (low >> 11)`:
+/// two exact u32 -> f64 conversions (which vectorize, unlike u64 -> f64
+/// without AVX-512DQ) and an exact sum below 2^53.
+#[inline(always)]
+fn f64_of(low: u32, high: u32) -> f64 {
+    let high = f64::from(high) * (1u32 << 21) as f64;
+    (high + f64::from(low >> 11)) * (1.0 / (1u64 << 53) as f64)
 }
 
 struct WordsKernel<'a, 'b>(&'b Draw, Span<'a, u32>);
@@ -84,9 +110,7 @@ impl<T: Uniform> WordKernel for UniformKernel<'_, '_, T> {
             #[inline(always)]
             |words, at| {
                 let out = &mut span.out[at / T::WORDS..(at + words.len()) / T::WORDS];
-                for k in 0..out.len() {
-                    out[k] = T::from_words(&words[k * T::WORDS..(k + 1) * T::WORDS]);
-                }
+                T::fill(out, words);
             },
         );
     }
