@@ -24,35 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import lec7rs
 import numpy as np
 from lec7rs import regularization as R
-from targets import build_roofline, roofline
-
-
-def best_of(fn, reps: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def median_call(fn, calls: int, rounds: int = 7) -> float:
-    fn()
-    per_round = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        per_round.append((time.perf_counter() - t) / calls)
-    return statistics.median(per_round)
+from targets import best_of, build_roofline, median_call, roofline
 
 
 def main() -> int:
