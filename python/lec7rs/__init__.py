@@ -5,6 +5,10 @@ trustworthy Rust kernels for NumPy.
   with ``torch.optim``'s arguments, defaults and update rules.
 - ``lec7rs.optimize``: ``minimize`` with L-BFGS, BFGS and Newton's method
   (SciPy's ``OptimizeResult`` conventions), the optimizer's work in Rust.
+- ``lec7rs.regularization``: dropout (inverted and the lecture's form),
+  DropConnect, stochastic depth and fractional max pooling.
+- ``lec7rs.Generator``: the counter-based (Philox4x32-10) random stream
+  they draw from.
 - ``lec7rs.reference``: the same rules (and the lecture's cs231n forms) in
   pure NumPy, which the tests compare against.
 - ``lec7rs.optim.lr_scheduler``: ``torch.optim.lr_scheduler``'s schedules.
@@ -21,8 +25,9 @@ Results are bit-identical for any thread count and SIMD level.
 
 import warnings as _warnings
 
-from . import _core, averaging, checkpoint, optim, optimize, reference
+from . import _core, averaging, checkpoint, optim, optimize, reference, regularization
 from ._core import get_num_threads, simd_level
+from .random import Generator
 
 __version__: str = _core.__version__
 
@@ -38,6 +43,7 @@ def set_num_threads(n: int) -> None:
 
 
 __all__ = [
+    "Generator",
     "__version__",
     "averaging",
     "checkpoint",
@@ -45,6 +51,7 @@ __all__ = [
     "optim",
     "optimize",
     "reference",
+    "regularization",
     "set_num_threads",
     "simd_level",
 ]

@@ -1,7 +1,10 @@
 """Pure-NumPy references (no Rust): the lecture's formulas in cs231n style and
-the ``torch.optim`` rules that ``lec7rs.optim`` implements. The tests compare
-the Rust kernels against these; read them for the exact formulas."""
+the ``torch.optim`` rules that ``lec7rs.optim`` implements, and the
+regularization functions of ``lec7rs.regularization`` with the Philox stream
+of ``lec7rs.Generator`` (``reference.random``). The tests compare the Rust
+kernels against these; read them for the exact formulas."""
 
+from . import random
 from .averaging import polyak_update
 from .lbfgs import lbfgs_two_loop, torch_lbfgs
 from .optim import (
@@ -17,16 +20,35 @@ from .optim import (
     torch_rmsprop,
     torch_sgd,
 )
+from .random import philox4x32_10
+from .regularization import (
+    dropconnect,
+    dropconnect_backward,
+    dropout,
+    dropout_backward,
+    fractional_max_pool2d,
+    fractional_max_pool2d_backward,
+    stochastic_depth,
+)
 
 __all__ = [
     "adagrad",
     "adam",
+    "dropconnect",
+    "dropconnect_backward",
+    "dropout",
+    "dropout_backward",
+    "fractional_max_pool2d",
+    "fractional_max_pool2d_backward",
     "lbfgs_two_loop",
     "nesterov_momentum",
+    "philox4x32_10",
     "polyak_update",
+    "random",
     "rmsprop",
     "sgd",
     "sgd_momentum",
+    "stochastic_depth",
     "torch_adagrad",
     "torch_adam",
     "torch_adamw",

@@ -32,6 +32,11 @@ pub enum Error {
     /// A reverse-communication object called out of order (a bug of its
     /// caller, not of the user's input).
     Protocol(String),
+    /// A random stream that cannot serve a draw (its counter would wrap).
+    Random(String),
+    /// Array shapes or sizes that do not fit together, e.g. a pooling output
+    /// larger than its input; the message names the argument.
+    Shape(String),
 }
 
 impl fmt::Display for Error {
@@ -54,6 +59,8 @@ impl fmt::Display for Error {
                 write!(f, "cannot allocate {what} ({bytes} bytes)")
             }
             Error::Protocol(msg) => write!(f, "{msg}"),
+            Error::Random(msg) => write!(f, "{msg}"),
+            Error::Shape(msg) => write!(f, "{msg}"),
         }
     }
 }

@@ -11,6 +11,8 @@ pub mod error;
 pub mod optim;
 pub mod optimize;
 pub mod parallel;
+pub mod random;
+pub mod regularization;
 pub mod simd;
 
 pub use error::{Error, Result};

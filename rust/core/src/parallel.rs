@@ -248,6 +248,35 @@ where
     }))
 }
 
+/// Like [`for_each_chunk`] for work made of indivisible tasks of
+/// `task_len` elements each (the planes of an image batch): `work.len()`
+/// counts tasks, and each parallel piece holds whole tasks, about [`CHUNK`]
+/// elements (at least one task). `f` must treat every task on its own, so
+/// that results do not depend on the pieces.
+pub fn for_each_task<W, F>(work: W, task_len: usize, f: F) -> Result<()>
+where
+    W: Split,
+    F: Fn(W) + Sync + Send,
+{
+    let total = work.len().saturating_mul(task_len);
+    let threads = num_threads();
+    if threads <= 1 || total <= INLINE_MAX {
+        f(work);
+        return Ok(());
+    }
+    let per = (CHUNK / task_len.max(1)).max(1);
+    let mut pieces = Vec::with_capacity(work.len() / per + 1);
+    let mut rest = work;
+    while rest.len() > per {
+        let (head, tail) = rest.split_at(per);
+        pieces.push(head);
+        rest = tail;
+    }
+    pieces.push(rest);
+    pool(threads)?.install(|| pieces.into_par_iter().for_each(f));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +308,28 @@ mod tests {
             set_num_threads(threads).unwrap();
             let got = map_chunks(make(), |r| r.0.start).unwrap();
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn tasks_stay_whole() {
+        // 100 tasks of 3/7 CHUNK elements: pieces of 2 tasks, or one
+        // inline piece. (Other tests may change the thread count meanwhile.)
+        for threads in [1, 2] {
+            set_num_threads(threads).unwrap();
+            let seen = Mutex::new(Vec::new());
+            for_each_task(Range(0..100), 3 * CHUNK / 7, |r| {
+                seen.lock().unwrap().push((r.0.start, r.0.end))
+            })
+            .unwrap();
+            let mut pieces = seen.into_inner().unwrap();
+            pieces.sort();
+            assert_eq!(pieces[0].0, 0);
+            assert_eq!(pieces.last().unwrap().1, 100);
+            for pair in pieces.windows(2) {
+                assert_eq!(pair[0].1, pair[1].0);
+            }
+            assert!(pieces.iter().all(|&(a, b)| b - a == 2 || b - a == 100));
         }
     }
 

@@ -157,15 +157,27 @@ pub fn dtype_of(obj: &Bound<'_, PyAny>, what: Label<'_, '_>) -> PyResult<Dtype> 
 fn typed<'py, T: Element>(
     obj: &Bound<'py, PyAny>,
     what: Label<'_, '_>,
-    dtype: Dtype,
+    expected: &dyn std::fmt::Display,
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     obj.cast::<PyArrayDyn<T>>().cloned().map_err(|_| {
         type_error(format!(
-            "{what}: expected a {} NumPy array (the dtype of this call), got {}",
-            dtype.name(),
+            "{what}: expected {expected}, got {}",
             describe(obj)
         ))
     })
+}
+
+/// How a float array of the call's dtype is named in messages.
+struct OfDtype(Dtype);
+
+impl std::fmt::Display for OfDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a {} NumPy array (the dtype of this call)",
+            self.0.name()
+        )
+    }
 }
 
 /// A read-only input: borrowed when contiguous, else copied once in C order.
@@ -197,7 +209,17 @@ pub fn read<'py, T: Element + Copy>(
     what: Label<'_, '_>,
     dtype: Dtype,
 ) -> PyResult<Input<'py, T>> {
-    let arr = typed::<T>(obj, what, dtype)?;
+    read_typed(obj, what, &OfDtype(dtype))
+}
+
+/// As [`read`], for an array of another element type (a uint8 view of a
+/// bool mask, int64 indices), described as `expected` in messages.
+pub fn read_typed<'py, T: Element + Copy>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    expected: &dyn std::fmt::Display,
+) -> PyResult<Input<'py, T>> {
+    let arr = typed::<T>(obj, what, expected)?;
     let ro = arr
         .try_readonly()
         .map_err(|e| borrow(&what.to_string(), e))?;
@@ -218,11 +240,16 @@ pub fn write<'py, T: Element>(
     what: Label<'_, '_>,
     dtype: Dtype,
 ) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
-    let arr = typed::<T>(obj, what, dtype)?;
+    let arr = typed::<T>(obj, what, &OfDtype(dtype))?;
     if !arr.is_c_contiguous() {
+        let hint = match what {
+            Label::Arg(_) => "",
+            Label::Tensor { .. } => {
+                " (use np.ascontiguousarray once, before building the optimizer)"
+            }
+        };
         return Err(value_error(format!(
-            "{what} must be C-contiguous to be updated in place (use np.ascontiguousarray once, \
-             before building the optimizer)"
+            "{what} must be C-contiguous to be updated in place{hint}"
         )));
     }
     arr.try_readwrite()
@@ -247,7 +274,7 @@ pub fn same_shape(
     }
 }
 
-fn fmt_shape(shape: &[usize]) -> String {
+pub fn fmt_shape(shape: &[usize]) -> String {
     match shape {
         [n] => format!("({n},)"),
         _ => format!(
@@ -268,5 +295,33 @@ pub fn is_writeable<'py>(arr: &impl PyUntypedArrayMethods<'py>) -> bool {
         (*numpy::npyffi::_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).flags
             & numpy::npyffi::NPY_ARRAY_WRITEABLE
             != 0
+    }
+}
+
+/// A new zero-filled C-order array (NumPy's `calloc`: fresh pages cost
+/// nothing until written). A failed allocation is a Python `MemoryError`
+/// (or `ValueError` for a shape that is too large), never a panic.
+pub fn zeros<'py, T: Element>(
+    py: Python<'py>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let too_large = || value_error(format!("shape {} is too large", fmt_shape(shape)));
+    let mut dims = shape
+        .iter()
+        .map(|&d| numpy::npyffi::npy_intp::try_from(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| too_large())?;
+    let nd = std::ffi::c_int::try_from(dims.len()).map_err(|_| too_large())?;
+    // SAFETY: `dims` holds `nd` sizes; PyArray_Zeros steals the dtype
+    // reference and returns a new reference or NULL with an exception set.
+    unsafe {
+        let ptr = numpy::PY_ARRAY_API.PyArray_Zeros(
+            py,
+            nd,
+            dims.as_mut_ptr(),
+            T::get_dtype(py).into_dtype_ptr(),
+            0,
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
     }
 }

@@ -20,7 +20,9 @@ pub fn core(context: &str, err: Error) -> PyErr {
         | Error::LengthMismatch { .. }
         | Error::MissingState { .. }
         | Error::Threads(_)
-        | Error::SimdLevel(_) => PyValueError::new_err(msg),
+        | Error::SimdLevel(_)
+        | Error::Random(_)
+        | Error::Shape(_) => PyValueError::new_err(msg),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
         Error::Protocol(_) => PyRuntimeError::new_err(msg),
     }

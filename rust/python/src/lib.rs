@@ -7,6 +7,8 @@ mod averaging;
 mod errors;
 mod optim;
 mod optimize;
+mod random;
+mod regularization;
 mod runtime;
 mod step;
 
@@ -33,5 +35,16 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_update, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_check, m)?)?;
+    m.add_class::<random::PhiloxStream>()?;
+    m.add_function(wrap_pyfunction!(random::philox_algorithm, m)?)?;
+    m.add_function(wrap_pyfunction!(random::philox_block, m)?)?;
+    m.add_function(wrap_pyfunction!(regularization::dropout, m)?)?;
+    m.add_function(wrap_pyfunction!(regularization::dropout_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(regularization::stochastic_depth, m)?)?;
+    m.add_function(wrap_pyfunction!(regularization::fractional_max_pool2d, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        regularization::fractional_max_pool2d_backward,
+        m
+    )?)?;
     Ok(())
 }

@@ -1,0 +1,124 @@
+//! Computing the words of a draw on the current SIMD level.
+//!
+//! A kernel that consumes random words implements [`WordKernel`]: its body
+//! is written once, generic over the Philox lane type, and [`dispatch`] runs
+//! it inside a `#[target_feature]` function of the current [`simd::level`]
+//! (the pattern of [`simd::dispatch`]), so that the Philox lanes and the
+//! plain loops around them (comparisons, conversions, multiplies, which LLVM
+//! vectorizes) are compiled for that instruction set.
+
+use super::philox::{block, blocks16, counter_words, RoundKeys, Words};
+use super::stream::Draw;
+use super::{GROUP_BLOCKS, GROUP_WORDS};
+use crate::simd::{self, Level};
+
+/// A kernel body generic over the Philox lane type.
+pub trait WordKernel {
+    type Output;
+
+    /// # Safety
+    /// The CPU supports `V`'s instruction set. Implementations are
+    /// `#[inline(always)]` so that they compile inside the dispatching
+    /// `#[target_feature]` function.
+    unsafe fn run<V: Words>(self) -> Self::Output;
+}
+
+/// Runs `kernel` with the Philox lanes of the current SIMD level.
+#[inline]
+pub fn dispatch<K: WordKernel>(kernel: K) -> K::Output {
+    // SAFETY: `level()` only returns levels the CPU supports.
+    unsafe {
+        match simd::level() {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => run_avx512(kernel),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => run_avx2(kernel),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => run_neon(kernel),
+            _ => kernel.run::<u32>(),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512<K: WordKernel>(kernel: K) -> K::Output {
+    kernel.run::<super::lanes_x86::Avx512Words>()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<K: WordKernel>(kernel: K) -> K::Output {
+    kernel.run::<super::lanes_x86::Avx2Words>()
+}
+
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+unsafe fn run_neon<K: WordKernel>(kernel: K) -> K::Output {
+    kernel.run::<super::lanes_neon::NeonWords>()
+}
+
+/// The words of one draw, computed with lanes `V`.
+pub struct Source<V> {
+    draw: Draw,
+    keys: RoundKeys<V>,
+}
+
+impl<V: Words> Source<V> {
+    /// # Safety
+    /// The CPU supports `V`'s instruction set.
+    #[inline(always)]
+    pub unsafe fn new(draw: Draw) -> Self {
+        Source {
+            draw,
+            keys: RoundKeys::new(draw.key),
+        }
+    }
+
+    /// Writes the 64 words of group `g` in the order of the draw: word
+    /// `16 * w + j` of the group is word `w` of its block `j`.
+    #[inline(always)]
+    pub fn group(&self, g: u64, buf: &mut [u32; GROUP_WORDS]) {
+        let first = self
+            .draw
+            .start
+            .wrapping_add(u128::from(g) * GROUP_BLOCKS as u128);
+        if first as u32 <= u32::MAX - (GROUP_BLOCKS as u32 - 1) {
+            // SAFETY: a `Source<V>` exists only where `V` is supported, and
+            // the low counter word does not wrap.
+            unsafe { blocks16(first, &self.keys, buf) };
+        } else {
+            // The low counter word wraps inside this group (once every 2^32
+            // blocks): count block by block, carrying into the next word.
+            for j in 0..GROUP_BLOCKS {
+                let out = block(counter_words(first.wrapping_add(j as u128)), self.draw.key);
+                for (w, word) in out.into_iter().enumerate() {
+                    buf[GROUP_BLOCKS * w + j] = word;
+                }
+            }
+        }
+    }
+
+    /// Calls `f(words, at)` for consecutive runs covering words
+    /// `first .. first + n` of the draw, in order: `words` are the draw's
+    /// words `first + at ..`. Runs end at group boundaries (64 words), so
+    /// that consuming a group's words (loads and stores of the data) is
+    /// interleaved with computing the next ones. Mark `f` `#[inline(always)]`:
+    /// a closure that is not inlined is compiled without the instruction set
+    /// of the dispatching function (builds without LTO do not always inline
+    /// it otherwise).
+    #[inline(always)]
+    pub fn runs(&self, first: u64, n: usize, mut f: impl FnMut(&[u32], usize)) {
+        let mut buf = [0u32; GROUP_WORDS];
+        let mut at = 0;
+        while at < n {
+            let word = first + at as u64;
+            let g = word / GROUP_WORDS as u64;
+            let skip = (word % GROUP_WORDS as u64) as usize;
+            let take = (GROUP_WORDS - skip).min(n - at);
+            self.group(g, &mut buf);
+            f(&buf[skip..skip + take], at);
+            at += take;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Raw words and uniform floats in [0, 1).
+
+use super::philox::Words;
+use super::source::{dispatch, Source, WordKernel};
+use super::{Draw, Span};
+use crate::error::Result;
+use crate::parallel;
+use crate::simd::Real;
+
+/// A float type drawn uniformly from [0, 1) out of `WORDS` random words:
+/// the top 24 bits of one word for `f32`, the top 53 bits of two words (the
+/// second one high) for `f64`, scaled by 2^-24 or 2^-53 (both exact), as
+/// NumPy and PyTorch do.
+pub trait Uniform: Real {
+    /// Random words per value.
+    const WORDS: usize;
+    /// Random bits per value: every value is `m * 2^-BITS`, `m < 2^BITS`.
+    const BITS: u32;
+    /// The value of the first `WORDS` words.
+    fn from_words(words: &[u32]) -> Self;
+    /// `out[k]` from words `k * WORDS ..` (a loop LLVM vectorizes).
+    fn fill(out: &mut [Self], words: &[u32]);
+}
+
+impl Uniform for f32 {
+    const WORDS: usize = 1;
+    const BITS: u32 = 24;
+
+    #[inline(always)]
+    fn from_words(words: &[u32]) -> Self {
+        (words[0] >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
+    }
+
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // index loops: see `blocks16`
+    fn fill(out: &mut [Self], words: &[u32]) {
+        let words = &words[..out.len()];
+        for k in 0..out.len() {
+            out[k] = (words[k] >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+        }
+    }
+}
+
+impl Uniform for f64 {
+    const WORDS: usize = 2;
+    const BITS: u32 = 53;
+
+    #[inline(always)]
+    fn from_words(words: &[u32]) -> Self {
+        f64_of(words[0], words[1])
+    }
+
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // index loops: see `blocks16`
+    fn fill(out: &mut [Self], words: &[u32]) {
+        let pairs = &words.as_chunks::<2>().0[..out.len()];
+        for k in 0..out.len() {
+            out[k] = f64_of(pairs[k][0], pairs[k][1]);
+        }
+    }
+}
+
+/// `((high << 32 | low) >> 11) * 2^-53`, as `high * 2^21 + (low >> 11)`:
+/// two exact u32 -> f64 conversions (which vectorize, unlike u64 -> f64
+/// without AVX-512DQ) and an exact sum below 2^53.
+#[inline(always)]
+fn f64_of(low: u32, high: u32) -> f64 {
+    let high = f64::from(high) * (1u32 << 21) as f64;
+    (high + f64::from(low >> 11)) * (1.0 / (1u64 << 53) as f64)
+}
+
+struct WordsKernel<'a, 'b>(&'b Draw, Span<'a, u32>);
+
+impl WordKernel for WordsKernel<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: Words>(self) {
+        let WordsKernel(draw, span) = self;
+        let source = Source::<V>::new(*draw);
+        source.runs(
+            span.first,
+            span.out.len(),
+            #[inline(always)]
+            |words, at| span.out[at..at + words.len()].copy_from_slice(words),
+        );
+    }
+}
+
+/// Writes words `first .. first + out.len()` of `draw` to `out`.
+pub fn fill_words(draw: Draw, first: u64, out: &mut [u32]) -> Result<()> {
+    parallel::for_each_chunk(vec![Span { out, first }], |span| {
+        dispatch(WordsKernel(&draw, span))
+    })
+}
+
+struct UniformKernel<'a, 'b, T>(&'b Draw, Span<'a, T>);
+
+impl<T: Uniform> WordKernel for UniformKernel<'_, '_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: Words>(self) {
+        let UniformKernel(draw, span) = self;
+        let source = Source::<V>::new(*draw);
+        let n = span.out.len();
+        source.runs(
+            span.first * T::WORDS as u64,
+            n * T::WORDS,
+            #[inline(always)]
+            |words, at| {
+                let out = &mut span.out[at / T::WORDS..(at + words.len()) / T::WORDS];
+                T::fill(out, words);
+            },
+        );
+    }
+}
+
+/// Fills `out` with uniform [0, 1) values `0 .. out.len()` of `draw`, which
+/// must have reserved `out.len() * T::WORDS` words.
+pub fn fill_uniform<T: Uniform>(draw: Draw, out: &mut [T]) -> Result<()> {
+    parallel::for_each_chunk(vec![Span { out, first: 0 }], |span| {
+        dispatch(UniformKernel(&draw, span))
+    })
+}
