@@ -668,3 +668,46 @@ def test_checksum_is_a_tree_over_fixed_pieces(tmp_path):
 def test_header_layout_is_documented():
     assert _format.HEADER.size == 32
     assert struct.calcsize("<8sIIQQ") == 32 and _format.MAGIC == b"LEC7RSCK"
+
+
+def test_real_generator_round_trip_resumes_the_same_masks(tmp_path):
+    from lec7rs import Generator
+    from lec7rs.regularization import dropout
+
+    params = {"w": np.ones((4, 4), np.float32)}
+    opt = Adam(params, lr=0.01)
+    rng = Generator(1234)
+    x = np.ones(10_000, np.float32)
+    dropout(x, 0.5, rng=rng)  # move the stream
+    path = tmp_path / "with_rng"
+    checkpoint.save(path, params, optimizer=opt, rng=rng)
+    want = [dropout(x, 0.3, rng=rng)[1] for _ in range(3)]
+
+    other = Generator(99)
+    checkpoint.load(path, params, optimizer=opt, rng=other)
+    got = [dropout(x, 0.3, rng=other)[1] for _ in range(3)]
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_real_generator_state_that_does_not_fit_changes_nothing(tmp_path):
+    from lec7rs import Generator
+
+    params = {"w": np.ones(3, np.float32)}
+    rng = Generator(5)
+    path = tmp_path / "bad_rng"
+    state = rng.state_dict()
+    state["algorithm"] = "mt19937"
+
+    class Foreign:
+        def state_dict(self):
+            return state
+
+    checkpoint.save(path, params, rng=Foreign())
+    target = Generator(7)
+    before = target.state_dict()
+    params_before = params["w"].copy()
+    with pytest.raises(ValueError, match="rng"):
+        checkpoint.load(path, params, rng=target)
+    assert target.state_dict() == before
+    np.testing.assert_array_equal(params["w"], params_before)
