@@ -20,7 +20,7 @@ def commands():
 
 def test_readme_has_exactly_two_setup_commands():
     install, test = commands()
-    assert install.startswith("pip install .") and "lec7rs " in install
+    assert install.startswith(("pip install .", 'pip install ".')) and "lec7rs " in install
     assert test.startswith('pip install ".[test]"')
 
 
