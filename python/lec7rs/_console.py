@@ -31,6 +31,9 @@ class Reporter:
         self.quiet = quiet
         self._err = rich.console.Console(stderr=True) if rich else None
         self._out = rich.console.Console(highlight=False) if rich else None
+        if self._out is not None and not self._out.is_terminal:
+            # A pipe or a log file: rich would assume 80 columns; tables need more.
+            self._out.width = 120
 
     @contextlib.contextmanager
     def task(self, name: str, total: int) -> Iterator[Advance]:

@@ -120,7 +120,8 @@ def _run_case(
                     torch.set_num_threads(t)
                     secs["torch"] = _time(impl["torch"], min_time, rounds)
                 results.append(_row(n, elements, t, secs))
-                advance(i * len(threads) + j + 1, f"{elements:,} elements, {t} threads")
+                plural = "s" if t > 1 else ""
+                advance(i * len(threads) + j + 1, f"{elements:,} elements, {t} thread{plural}")
             del impl
     entry["results"] = results
     return entry
@@ -203,15 +204,15 @@ def table(res: dict) -> tuple[list, list]:
                     cells.append("-")
                 elif k in up:
                     cells.append(f"{ns[k]:.3g} ({up[k]:.2g}x)")
-                else:
-                    cells.append(str(ns[k])[:40])
+                else:  # the message is in the JSON
+                    cells.append("error")
             mine = ns["lec7rs"]
             rows.append(
                 [
                     name,
                     _si(r["elements"]),
                     str(r["threads"]),
-                    f"{mine:.3g}" if isinstance(mine, float) else str(mine)[:40],
+                    f"{mine:.3g}" if isinstance(mine, float) else "error",
                     *cells,
                 ]
             )

@@ -51,6 +51,21 @@ class Case:
     elements: Callable[[int], int] = lambda n: n
 
 
+def _guarded(build: Callable[[], Callable]) -> Callable:
+    """The call that ``build()`` makes, or, if building fails, a call that
+    raises its error: a broken optional package shows up as an error in the
+    results, it does not stop the bench."""
+    try:
+        return build()
+    except Exception as e:
+        message = f"setup failed: {type(e).__name__}: {e}"
+
+        def failed() -> None:
+            raise RuntimeError(message)
+
+        return failed
+
+
 def _vectors(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     p = rng.standard_normal(n).astype(dtype)
@@ -71,10 +86,13 @@ def _optimizer(lec7rs_cls, torch_name: str, ref_rule, hyper: dict) -> Setup:
         impl["numpy"] = numpy_step
         torch = optional("torch")
         if torch is not None:
-            tp = torch.from_numpy(p.copy()).requires_grad_()
-            tp.grad = torch.from_numpy(g.copy())
-            topt = getattr(torch.optim, torch_name)([tp], **hyper)
-            impl["torch"] = topt.step
+
+            def build() -> Callable:
+                tp = torch.from_numpy(p.copy()).requires_grad_()
+                tp.grad = torch.from_numpy(g.copy())
+                return getattr(torch.optim, torch_name)([tp], **hyper).step
+
+            impl["torch"] = _guarded(build)
         return impl
 
     return setup
@@ -96,8 +114,12 @@ def _dropout(n: int) -> dict:
     }
     torch = optional("torch")
     if torch is not None:
-        tx = torch.from_numpy(x.copy())
-        impl["torch"] = lambda: torch.nn.functional.dropout(tx, p, training=True)
+
+        def build() -> Callable:
+            tx = torch.from_numpy(x.copy())
+            return lambda: torch.nn.functional.dropout(tx, p, training=True)
+
+        impl["torch"] = _guarded(build)
     return impl
 
 
@@ -114,8 +136,12 @@ def _two_loop(n: int) -> dict:
     }
     scipy_optimize = optional("scipy.optimize")
     if scipy_optimize is not None:
-        sp = scipy_optimize.LbfgsInvHessProduct(np.array(s), np.array(y))
-        impl["scipy"] = lambda: sp.matvec(v)
+
+        def build() -> Callable:
+            sp = scipy_optimize.LbfgsInvHessProduct(np.array(s), np.array(y))
+            return lambda: sp.matvec(v)
+
+        impl["scipy"] = _guarded(build)
     return impl
 
 
@@ -142,15 +168,18 @@ def _crop(n: int) -> dict:
     }
     albu = optional("albumentations")
     if albu is not None:
-        pipeline = albu.Compose(
-            [
-                albu.PadIfNeeded(
-                    min_height=CROP + 2 * PAD, min_width=CROP + 2 * PAD, border_mode=0
-                ),
-                albu.RandomCrop(height=CROP, width=CROP),
-            ]
-        )
-        impl["albumentations"] = lambda: [pipeline(image=im)["image"] for im in images]
+
+        def build() -> Callable:
+            side = CROP + 2 * PAD
+            pipeline = albu.Compose(
+                [
+                    albu.PadIfNeeded(min_height=side, min_width=side, border_mode=0),
+                    albu.RandomCrop(height=CROP, width=CROP),
+                ]
+            )
+            return lambda: [pipeline(image=im)["image"] for im in images]
+
+        impl["albumentations"] = _guarded(build)
     return impl
 
 

@@ -68,10 +68,10 @@ def run(
     """Runs the parts, writes ``results.json`` and ``summary.png`` into
     ``out`` (created if needed) and returns the results.
 
-    ``epochs``: passes over the training set of every run on the whole
-    training split (default 30, or 8 with ``quick``); the runs on small
-    training sets (parts 4 and 6) make as many steps as such a run at
-    batch 64.
+    ``epochs``: passes over the whole training split of every run on it
+    (default 30, or 8 with ``quick``); the runs on small training sets
+    (parts 4 and 6) make as many steps as such a run at batch 64.
+    ``parts``: some of 1 to 6 (part 4 needs ``lec7rs.augment``).
     """
     from .figure import draw_summary  # matplotlib: the demo extra
 

@@ -25,11 +25,11 @@ def draw_summary(results: dict, path: pathlib.Path) -> None:
         PARTS[res["part"]].draw(panel, res)
     s, env = results["settings"], results["environment"]
     fig.suptitle(
-        "lec7rs demo: Training Neural Networks II on 8x8 handwritten digits "
-        f"({results['data']['train_images']} train / {results['data']['val_images']} validation "
-        f"images; seed {s['seed']}, {s['epochs']} epochs)\n"
-        f"lec7rs {env['lec7rs']}, SIMD {env['simd_level']}, {env['threads']} threads",
-        fontsize=15,
+        "lec7rs demo: Training Neural Networks II on 8x8 handwritten digits\n"
+        f"{results['data']['train_images']} training / {results['data']['val_images']} "
+        f"validation images, seed {s['seed']}, {s['epochs']} epochs; "
+        f"lec7rs {env['lec7rs']}, {env['simd_level']}, {env['threads']} threads",
+        fontsize=14,
         fontweight="bold",
     )
     fig.savefig(path)

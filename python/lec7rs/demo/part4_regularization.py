@@ -24,8 +24,8 @@ from .train import train
 TITLE = "Regularization"
 SHORT_CLAIM = "dropout and augmentation narrow the train/validation gap"
 CLAIM = (
-    "On a small training set, regularization (dropout, data augmentation) narrows "
-    "the train/validation gap and raises validation accuracy"
+    "On a small training set, regularization (here dropout plus data augmentation) "
+    "narrows the train/validation gap and raises validation accuracy"
 )
 
 #: Training images per class: 10 of each digit, 100 in all.
