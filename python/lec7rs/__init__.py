@@ -16,6 +16,10 @@ trustworthy Rust kernels for NumPy.
   and snapshot ensembles.
 - ``lec7rs.checkpoint``: ``save`` / ``load`` of a whole training state in
   one atomically written, checksummed file (no pickle).
+- ``lec7rs.data``: the handwritten digits that ``lec7rs demo`` learns,
+  shipped in the package (``from lec7rs.data import load_digits``).
+- The command line: ``lec7rs demo`` (the lecture reproduced on those digits)
+  and ``lec7rs bench`` (the kernels' speed on this machine).
 
 Kernels dispatch at run time to AVX-512, AVX2, NEON or scalar code
 (``simd_level()``; ``LEC7RS_SIMD`` forces a level) and run on
