@@ -143,3 +143,6 @@ def fractional_max_pool2d(
 def fractional_max_pool2d_backward(
     dout: np.ndarray, argmax: npt.NDArray[np.int64], input_shape: list[int]
 ) -> np.ndarray: ...
+
+# Test hook: a panic in a pool thread (raises pyo3's PanicException).
+def _panic_in_pool() -> None: ...
