@@ -30,6 +30,9 @@ from lec7rs import averaging, optim, optimize, regularization
 from lec7rs import reference as ref
 from lec7rs.reference import random as ref_random
 
+# The NumPy references warn about the NaN and inf they are fed on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 #: Cases run per function, reported by conftest's terminal summary.
 FUZZ_COUNTS: Counter = Counter()
 EXAMPLES = int(os.environ.get("LEC7RS_FUZZ_EXAMPLES", "150"))
