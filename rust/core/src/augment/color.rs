@@ -428,34 +428,36 @@ pub fn rotate_hue(r: f32, g: f32, b: f32, shift: f32) -> [f32; 3] {
     let hue = base + num / d + shift;
     let hue = if hue < 0.0 { hue + 6.0 } else { hue };
     let hue = if hue >= 6.0 { hue - 6.0 } else { hue };
-    // `hue >= 0`, so truncation is the floor; `hue + 6` may round up to 6.
-    let k = (hue as i32).min(5);
-    let f = hue - k as f32;
+    // The sector `floor(hue)`, at most 5 (`hue + 6` may round up to 6), by
+    // comparisons: they vectorize, where the float-to-int casts do not.
+    let at_least = |edge: f32| if hue >= edge { 1.0 } else { 0.0 };
+    let k = at_least(1.0) + at_least(2.0) + at_least(3.0) + at_least(4.0) + at_least(5.0);
+    let f = hue - k;
     let rise = mn + range * f;
     let fall = mx - range * f;
-    let nr = if k == 0 || k == 5 {
+    let nr = if k == 0.0 || k == 5.0 {
         mx
-    } else if k == 1 {
+    } else if k == 1.0 {
         fall
-    } else if k == 4 {
+    } else if k == 4.0 {
         rise
     } else {
         mn
     };
-    let ng = if k == 1 || k == 2 {
+    let ng = if k == 1.0 || k == 2.0 {
         mx
-    } else if k == 0 {
+    } else if k == 0.0 {
         rise
-    } else if k == 3 {
+    } else if k == 3.0 {
         fall
     } else {
         mn
     };
-    let nb = if k == 3 || k == 4 {
+    let nb = if k == 3.0 || k == 4.0 {
         mx
-    } else if k == 2 {
+    } else if k == 2.0 {
         rise
-    } else if k == 5 {
+    } else if k == 5.0 {
         fall
     } else {
         mn

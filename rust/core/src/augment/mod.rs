@@ -155,9 +155,12 @@ impl Pixel for u8 {
         f32::from(self)
     }
 
+    /// For `v` in [0, 255]: `v + 2^23` has a unit last place, so its low
+    /// mantissa byte is `v` rounded (ties to even). Integer operations only:
+    /// the saturating `f32 as u8` / `as i32` casts do not vectorize on x86.
     #[inline(always)]
     fn from_f32(v: f32) -> Self {
-        v as u8
+        (v + 8_388_608.0).to_bits() as u8
     }
 
     fn from_fill(v: f64) -> Self {

@@ -84,6 +84,11 @@ impl ResizedCropSpec {
                 super::MAX_SIDE
             )));
         }
+        if batch.w.saturating_mul(batch.lanes()) > MAX_ROW {
+            return Err(Error::Shape(format!(
+                "images: rows of more than {MAX_ROW} values are not supported"
+            )));
+        }
         if batch.n > 0 && (batch.h == 0 || batch.w == 0) {
             return Err(Error::Shape(format!(
                 "images: cannot crop empty images ({}x{})",
@@ -252,21 +257,22 @@ pub fn resized_crop<T: Pixel>(
 /// The horizontal filter expanded to every value of an output row (`lanes`
 /// values per pixel): value `o` is `sum_t weight[t][o] * row[index[t][o]]`,
 /// where `row` holds the box's row followed by one zero (the index of the
-/// taps beyond a pixel's count).
+/// taps beyond a pixel's count). Indices are `i32` so that the gathers use
+/// 32-bit offsets (16 lanes per AVX-512 gather instead of 8).
 struct RowFilter {
-    index: Vec<Vec<u32>>,
+    index: Vec<Vec<i32>>,
     weight: Vec<Vec<f32>>,
 }
 
 impl RowFilter {
     fn new(taps: &Taps, lanes: usize, zero: usize) -> Self {
         let values = taps.start.len() * lanes;
-        let mut index = vec![vec![zero as u32; values]; taps.taps];
+        let mut index = vec![vec![zero as i32; values]; taps.taps];
         let mut weight = vec![vec![0f32; values]; taps.taps];
         for (x, (&start, &count)) in taps.start.iter().zip(&taps.count).enumerate() {
             for t in 0..count {
                 for c in 0..lanes {
-                    index[t][x * lanes + c] = ((start + t) * lanes + c) as u32;
+                    index[t][x * lanes + c] = ((start + t) * lanes + c) as i32;
                     weight[t][x * lanes + c] = taps.weights[x * taps.taps + t];
                 }
             }
@@ -274,6 +280,9 @@ impl RowFilter {
         RowFilter { index, weight }
     }
 }
+
+/// The largest box side (times the lanes) for `i32` row indices.
+const MAX_ROW: usize = i32::MAX as usize - 1;
 
 fn resize_image<T: Pixel>(
     src: &[T],
@@ -302,14 +311,39 @@ fn resize_image<T: Pixel>(
                 for (y, d_row) in d.chunks_exact_mut(out_row).enumerate() {
                     let first = b.top + ty.start[y];
                     let weights = &ty.weights[y * ty.taps..][..ty.count[y]];
-                    for (t, &w) in weights.iter().enumerate() {
-                        let at = (first + t) * in_row + b.left * lanes;
-                        vertical(&mut row[..span], &s[at..at + span], w, t == 0);
+                    let at = |t: usize| (first + t) * in_row + b.left * lanes;
+                    let src_row = |t: usize| &s[at(t)..at(t) + span];
+                    match *weights {
+                        [w0] => vertical1(&mut row[..span], src_row(0), w0),
+                        [w0, w1] => vertical2(&mut row[..span], src_row(0), src_row(1), w0, w1),
+                        _ => {
+                            for (t, &w) in weights.iter().enumerate() {
+                                vertical(&mut row[..span], src_row(t), w, t == 0);
+                            }
+                        }
                     }
-                    for t in 0..tx.taps {
-                        horizontal(&mut acc, &row, &filter.index[t], &filter.weight[t], t == 0);
+                    let (ix, wx) = (&filter.index, &filter.weight);
+                    match tx.taps {
+                        1 => horizontal_store::<T, 1>(d_row, &row, [&ix[0]], [&wx[0]]),
+                        2 => horizontal_store::<T, 2>(
+                            d_row,
+                            &row,
+                            [&ix[0], &ix[1]],
+                            [&wx[0], &wx[1]],
+                        ),
+                        3 => horizontal_store::<T, 3>(
+                            d_row,
+                            &row,
+                            [&ix[0], &ix[1], &ix[2]],
+                            [&wx[0], &wx[1], &wx[2]],
+                        ),
+                        k => {
+                            for t in 0..k - 1 {
+                                horizontal(&mut acc, &row, &ix[t], &wx[t], t == 0);
+                            }
+                            horizontal_last(d_row, &acc, &row, &ix[k - 1], &wx[k - 1]);
+                        }
                     }
-                    store(d_row, &acc);
                 }
             }
         },
@@ -332,31 +366,90 @@ fn vertical<T: Pixel>(row: &mut [f32], src: &[T], w: f32, first: bool) {
     }
 }
 
+/// `row = w0 * a`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn vertical1<T: Pixel>(row: &mut [f32], a: &[T], w0: f32) {
+    let a = &a[..row.len()];
+    for k in 0..row.len() {
+        row[k] = w0 * a[k].to_f32();
+    }
+}
+
+/// `row = w0 * a + w1 * b`, the two taps of bilinear upscaling fused.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn vertical2<T: Pixel>(row: &mut [f32], a: &[T], b: &[T], w0: f32, w1: f32) {
+    let (a, b) = (&a[..row.len()], &b[..row.len()]);
+    for k in 0..row.len() {
+        row[k] = w0 * a[k].to_f32() + w1 * b[k].to_f32();
+    }
+}
+
+/// `row[index[o]]`, unchecked.
+#[inline(always)]
+fn tap(row: &[f32], index: i32) -> f32 {
+    debug_assert!((index as usize) < row.len());
+    // SAFETY: `RowFilter::new` makes every index non-negative and below
+    // `row.len()` (the box's values and the zero after them).
+    unsafe { *row.get_unchecked(index as usize) }
+}
+
+/// The result of an output value: rounded and saturated for integers.
+#[inline(always)]
+fn output<T: Pixel>(acc: f32) -> T {
+    if T::INTEGER {
+        T::from_f32(finish::<T>(acc))
+    } else {
+        T::from_f32(acc)
+    }
+}
+
+/// `dst[o] = sum_t weight[t][o] * row[index[t][o]]` for `K` taps, summed
+/// in tap order.
+#[inline(always)]
+fn horizontal_store<T: Pixel, const K: usize>(
+    dst: &mut [T],
+    row: &[f32],
+    index: [&[i32]; K],
+    weight: [&[f32]; K],
+) {
+    let n = dst.len();
+    let index = index.map(|i| &i[..n]);
+    let weight = weight.map(|w| &w[..n]);
+    for o in 0..n {
+        let mut acc = weight[0][o] * tap(row, index[0][o]);
+        for t in 1..K {
+            acc = acc + weight[t][o] * tap(row, index[t][o]);
+        }
+        dst[o] = output::<T>(acc);
+    }
+}
+
 /// `acc = w * row[index]` (first tap) or `acc += w * row[index]`.
 #[inline(always)]
-fn horizontal(acc: &mut [f32], row: &[f32], index: &[u32], weight: &[f32], first: bool) {
+fn horizontal(acc: &mut [f32], row: &[f32], index: &[i32], weight: &[f32], first: bool) {
     let n = acc.len();
     let (index, weight) = (&index[..n], &weight[..n]);
-    debug_assert!(index.iter().all(|&i| (i as usize) < row.len()));
     for o in 0..n {
-        // SAFETY: `RowFilter::new` makes every index below `row.len()`
-        // (the box's values and the zero after them).
-        let v = unsafe { *row.get_unchecked(index[o] as usize) };
-        let p = weight[o] * v;
+        let p = weight[o] * tap(row, index[o]);
         acc[o] = if first { p } else { acc[o] + p };
     }
 }
 
+/// The last tap of [`horizontal`], stored.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)]
-fn store<T: Pixel>(dst: &mut [T], acc: &[f32]) {
-    let acc = &acc[..dst.len()];
-    for o in 0..dst.len() {
-        dst[o] = if T::INTEGER {
-            T::from_f32(finish::<T>(acc[o]))
-        } else {
-            T::from_f32(acc[o])
-        };
+fn horizontal_last<T: Pixel>(
+    dst: &mut [T],
+    acc: &[f32],
+    row: &[f32],
+    index: &[i32],
+    weight: &[f32],
+) {
+    let n = dst.len();
+    let (acc, index, weight) = (&acc[..n], &index[..n], &weight[..n]);
+    for o in 0..n {
+        dst[o] = output::<T>(acc[o] + weight[o] * tap(row, index[o]));
     }
 }
 
