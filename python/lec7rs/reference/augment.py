@@ -305,5 +305,7 @@ def color_jitter(
         factors.append(f)
     f = np.array(factors, dtype=np.float64).reshape(-1, 4)
     params = {"order": np.array(orders, dtype=np.int8).reshape(-1, 4)}
-    params.update({name: f[:, k] for k, name in enumerate(("brightness", "contrast", "saturation", "hue"))})
+    params.update(
+        {name: f[:, k] for k, name in enumerate(("brightness", "contrast", "saturation", "hue"))}
+    )
     return _back(out, layout), params

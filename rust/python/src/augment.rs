@@ -165,6 +165,12 @@ impl<'py, T: Px> Output<'py, T> {
     }
 }
 
+/// A crop box as `(top, left, height, width)`.
+type Box4 = (usize, usize, usize, usize);
+
+/// The output array and each image's parameters.
+type WithParams<'py, P> = (Bound<'py, PyAny>, P);
+
 /// `augment_flip(images, stream, p, vertical, nchw, out=None) -> (out, flipped)`.
 #[pyfunction]
 #[pyo3(signature = (images, stream, p, vertical, nchw, out=None))]
@@ -175,7 +181,7 @@ pub fn augment_flip<'py>(
     vertical: bool,
     nchw: bool,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, Vec<bool>)> {
+) -> PyResult<WithParams<'py, Vec<bool>>> {
     let axis = if vertical {
         FlipAxis::Vertical
     } else {
@@ -193,7 +199,7 @@ fn flip_typed<'py, T: Px>(
     stream: &Bound<'py, PhiloxStream>,
     (p, axis, layout): (f64, FlipAxis, Layout),
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, Vec<bool>)> {
+) -> PyResult<WithParams<'py, Vec<bool>>> {
     let py = images.py();
     lec7rs_core::random::Keep::with_probability(p).context("p")?;
     let (input, batch) = input::<T>(images, layout)?;
@@ -239,7 +245,7 @@ pub fn augment_crop<'py>(
     fill: f64,
     nchw: bool,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, Vec<(usize, usize)>)> {
+) -> PyResult<WithParams<'py, Vec<(usize, usize)>>> {
     let spec = CropSpec {
         out_h,
         out_w,
@@ -259,7 +265,7 @@ fn crop_typed<'py, T: Px>(
     spec: CropSpec,
     layout: Layout,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, Vec<(usize, usize)>)> {
+) -> PyResult<WithParams<'py, Vec<(usize, usize)>>> {
     let py = images.py();
     let (input, batch) = input::<T>(images, layout)?;
     spec.validate::<T>(batch).context("")?;
@@ -292,7 +298,7 @@ pub fn augment_resized_crop<'py>(
     antialias: bool,
     nchw: bool,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, Vec<(usize, usize, usize, usize)>)> {
+) -> PyResult<WithParams<'py, Vec<Box4>>> {
     let spec = ResizedCropSpec {
         out_h,
         out_w,
@@ -312,7 +318,7 @@ fn resized_typed<'py, T: Px>(
     spec: ResizedCropSpec,
     layout: Layout,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, Vec<(usize, usize, usize, usize)>)> {
+) -> PyResult<WithParams<'py, Vec<Box4>>> {
     let py = images.py();
     let (input, batch) = input::<T>(images, layout)?;
     spec.validate(batch).context("")?;
@@ -341,9 +347,10 @@ fn resized_typed<'py, T: Px>(
     Ok((y.obj, boxes))
 }
 
-/// The per-image draws of a colour jitter: the order (operation numbers)
-/// and the four factors.
-type JitterDraws = (Vec<[u32; 4]>, Vec<[f64; 4]>);
+/// Each image's order of the operations (their numbers) and four factors.
+type Orders = Vec<[u32; 4]>;
+type Factors = Vec<[f64; 4]>;
+type JitterDraws = (Orders, Factors);
 
 /// `augment_color_jitter(images, stream, brightness, contrast, saturation,
 /// hue, nchw, out=None) -> (out, orders, factors)`; each factor is a
@@ -360,7 +367,7 @@ pub fn augment_color_jitter<'py>(
     hue: (f64, f64),
     nchw: bool,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, Vec<[u32; 4]>, Vec<[f64; 4]>)> {
+) -> PyResult<(Bound<'py, PyAny>, Orders, Factors)> {
     let range = |(lo, hi): (f64, f64)| Range { lo, hi };
     let jitter = Jitter {
         brightness: range(brightness),
@@ -381,7 +388,7 @@ fn jitter_typed<'py, T: Px>(
     jitter: Jitter,
     layout: Layout,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<(Bound<'py, PyAny>, JitterDraws)> {
+) -> PyResult<WithParams<'py, JitterDraws>> {
     let py = images.py();
     let (input, batch) = input::<T>(images, layout)?;
     jitter.validate(batch).context("")?;

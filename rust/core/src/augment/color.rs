@@ -146,8 +146,8 @@ pub fn jitter_params(draw: Draw, n: usize, jitter: &Jitter) -> Result<Vec<Jitter
         .chunks_exact(WORDS)
         .map(|w| {
             let mut order = OPS;
-            for k in 0..3 {
-                order.swap(k, k + below(w[k], 4 - k));
+            for (k, &word) in w[..3].iter().enumerate() {
+                order.swap(k, k + below(word, 4 - k));
             }
             let factors = std::array::from_fn(|k| {
                 let r = ranges[k].1;

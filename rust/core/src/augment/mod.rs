@@ -318,13 +318,11 @@ impl<'a, S, D> Images<'a, S, D> {
     }
 
     fn count(&self) -> usize {
-        if self.dst_len > 0 {
-            self.dst.len() / self.dst_len
-        } else if self.src_len > 0 {
-            self.src.len() / self.src_len
-        } else {
-            0
-        }
+        self.dst
+            .len()
+            .checked_div(self.dst_len)
+            .or_else(|| self.src.len().checked_div(self.src_len))
+            .unwrap_or(0)
     }
 }
 

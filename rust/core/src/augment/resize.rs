@@ -361,7 +361,7 @@ fn vertical<T: Pixel>(row: &mut [f32], src: &[T], w: f32, first: bool) {
         }
     } else {
         for k in 0..row.len() {
-            row[k] = row[k] + w * src[k].to_f32();
+            row[k] += w * src[k].to_f32();
         }
     }
 }
@@ -420,7 +420,7 @@ fn horizontal_store<T: Pixel, const K: usize>(
     for o in 0..n {
         let mut acc = weight[0][o] * tap(row, index[0][o]);
         for t in 1..K {
-            acc = acc + weight[t][o] * tap(row, index[t][o]);
+            acc += weight[t][o] * tap(row, index[t][o]);
         }
         dst[o] = output::<T>(acc);
     }
