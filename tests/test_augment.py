@@ -647,3 +647,18 @@ def test_math_matches_torchvision_formulas():
     aspect = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * 0.25)
     assert (w, h) == (round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect)))
     assert (top, left) == (0, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["u8", "f32"])
+def test_large_output_streamed_matches_scalar(dtype):
+    # >= 8 MiB of output: the AVX-512 path writes it with streaming stores.
+    x = images((12, 48, 40, 3), dtype)
+    size = (500, 480) if dtype == np.uint8 else (260, 240)
+    with simd("scalar"):
+        want = A.random_resized_crop(x, size, rng=lec7rs.Generator(6))
+    for level in LEVELS:
+        for n in (1, 2):
+            with simd(level), threads(n):
+                out = np.empty_like(want)
+                got = A.random_resized_crop(x, size, rng=lec7rs.Generator(6), out=out)
+            assert got.tobytes() == want.tobytes(), (level, n)

@@ -183,42 +183,35 @@ pub fn taps(input: usize, output: usize, antialias: bool) -> Taps {
     let scale = input as f64 / output as f64;
     let fs = if antialias && scale > 1.0 { scale } else { 1.0 };
     let inv = 1.0 / fs;
-    let mut start = Vec::with_capacity(output);
-    let mut count = Vec::with_capacity(output);
-    let mut rows: Vec<Vec<f64>> = Vec::with_capacity(output);
-    for i in 0..output {
-        let center = (i as f64 + 0.5) * scale;
-        // `as i64` truncates toward zero, as C's `(int)` in Pillow.
-        let lo = ((center - fs + 0.5) as i64).max(0);
-        let hi = ((center + fs + 0.5) as i64).min(input as i64);
-        let n = (hi - lo).max(1) as usize;
-        let lo = (lo as usize).min(input - 1);
-        let n = n.min(input - lo);
-        let mut w: Vec<f64> = (0..n)
-            .map(|j| {
-                let x = (((j + lo) as f64 - center + 0.5) * inv).abs();
-                if x < 1.0 {
-                    1.0 - x
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let total: f64 = w.iter().sum();
-        if total != 0.0 {
-            for v in &mut w {
-                *v /= total;
-            }
-        }
-        start.push(lo);
-        count.push(n);
-        rows.push(w);
-    }
+    let center = |i: usize| (i as f64 + 0.5) * scale;
+    let (start, count): (Vec<usize>, Vec<usize>) = (0..output)
+        .map(|i| {
+            let c = center(i);
+            // `as i64` truncates toward zero, as C's `(int)` in Pillow.
+            let lo = ((c - fs + 0.5) as i64).max(0);
+            let hi = ((c + fs + 0.5) as i64).min(input as i64);
+            let n = (hi - lo).max(1) as usize;
+            let lo = (lo as usize).min(input - 1);
+            (lo, n.min(input - lo))
+        })
+        .unzip();
     let taps = count.iter().copied().max().unwrap_or(1);
     let mut weights = vec![0f32; output * taps];
-    for (i, w) in rows.iter().enumerate() {
-        for (j, &v) in w.iter().enumerate() {
-            weights[i * taps + j] = v as f32;
+    let mut w: Vec<f64> = Vec::with_capacity(taps);
+    for (i, out) in weights.chunks_exact_mut(taps).enumerate() {
+        let c = center(i);
+        w.clear();
+        w.extend((0..count[i]).map(|j| {
+            let x = (((j + start[i]) as f64 - c + 0.5) * inv).abs();
+            if x < 1.0 {
+                1.0 - x
+            } else {
+                0.0
+            }
+        }));
+        let total: f64 = w.iter().sum();
+        for (o, &v) in out.iter_mut().zip(&w) {
+            *o = if total != 0.0 { v / total } else { v } as f32;
         }
     }
     Taps {
@@ -261,8 +254,19 @@ pub fn resized_crop<T: Pixel>(
 /// 32-bit offsets (16 lanes per AVX-512 gather instead of 8).
 struct RowFilter {
     index: Vec<Vec<i32>>,
+    /// The index of the zero after the row.
+    zero: i32,
     weight: Vec<Vec<f32>>,
+    /// For two taps: per block of [`BLOCK`] values, the first index of the
+    /// [`WINDOW`] row values that all its taps read, or -1 if they spread
+    /// wider (downscaling, or a border tap on the zero).
+    bases: Vec<i32>,
 }
+
+/// Output values per block of the permuting horizontal pass.
+const BLOCK: usize = 16;
+/// Row values a block may read: two AVX-512 registers.
+const WINDOW: usize = 32;
 
 impl RowFilter {
     fn new(taps: &Taps, lanes: usize, zero: usize) -> Self {
@@ -277,7 +281,32 @@ impl RowFilter {
                 }
             }
         }
-        RowFilter { index, weight }
+        // The zero slot (taps beyond a pixel's count) is not read through
+        // the window: `permute` zeroes those lanes.
+        let bases = if taps.taps == 2 {
+            index[0]
+                .chunks_exact(BLOCK)
+                .zip(index[1].chunks_exact(BLOCK))
+                .map(|(a, b)| {
+                    let read = a.iter().chain(b).copied().filter(|&i| i != zero as i32);
+                    let lo = read.clone().min().unwrap_or(0);
+                    let hi = read.max().unwrap_or(0);
+                    if ((hi - lo) as usize) < WINDOW {
+                        lo
+                    } else {
+                        -1
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        RowFilter {
+            index,
+            zero: zero as i32,
+            weight,
+            bases,
+        }
     }
 }
 
@@ -298,8 +327,15 @@ fn resize_image<T: Pixel>(
     let filter = RowFilter::new(&tx, lanes, span);
     let (in_row, out_row) = (batch.w * lanes, spec.out_w * lanes);
     let (in_plane, out_plane) = (in_row * batch.h, out_row * spec.out_h);
-    // The box's row after the vertical pass, and a zero after it.
-    let mut row = vec![0f32; span + 1];
+    // The box's row after the vertical pass, a zero after it, and room for
+    // the window of the last block.
+    let mut row = vec![0f32; span + 1 + WINDOW];
+    let permute = permute::available();
+    // Large outputs do not stay in cache: stream them (no read of the
+    // destination lines before writing them), as dropout does.
+    let stream = permute
+        && batch.n * out_plane * batch.planes() * std::mem::size_of::<T>()
+            >= crate::regularization::STREAM_MIN_BYTES;
     let mut acc = vec![0f32; out_row];
     vectorized(
         #[inline(always)]
@@ -325,6 +361,21 @@ fn resize_image<T: Pixel>(
                     let (ix, wx) = (&filter.index, &filter.weight);
                     match tx.taps {
                         1 => horizontal_store::<T, 1>(d_row, &row, [&ix[0]], [&wx[0]]),
+                        2 if permute => {
+                            // SAFETY: AVX-512F (`available`); `row` has
+                            // `WINDOW` values after every base.
+                            unsafe {
+                                permute::horizontal2(
+                                    d_row,
+                                    &row,
+                                    [&ix[0], &ix[1]],
+                                    [&wx[0], &wx[1]],
+                                    &filter.bases,
+                                    filter.zero,
+                                    stream,
+                                )
+                            }
+                        }
                         2 => horizontal_store::<T, 2>(
                             d_row,
                             &row,
@@ -348,6 +399,9 @@ fn resize_image<T: Pixel>(
             }
         },
     );
+    if stream {
+        permute::fence();
+    }
 }
 
 /// `row = w * src` (first tap) or `row += w * src`.
@@ -450,6 +504,134 @@ fn horizontal_last<T: Pixel>(
     let (acc, index, weight) = (&acc[..n], &index[..n], &weight[..n]);
     for o in 0..n {
         dst[o] = output::<T>(acc[o] + weight[o] * tap(row, index[o]));
+    }
+}
+
+/// The two-tap horizontal pass (bilinear upscaling) with AVX-512 permutes
+/// instead of gathers: the taps of 16 consecutive output values read at
+/// most [`WINDOW`] consecutive row values, loaded in two registers and
+/// picked with `vpermt2ps`. The same multiplies and adds in the same order
+/// as [`horizontal_store`], so the same bits.
+#[cfg(target_arch = "x86_64")]
+mod permute {
+    use super::{horizontal_store, Pixel, BLOCK};
+    use crate::simd::{self, Level};
+    use std::any::TypeId;
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        simd::level() == Level::Avx512
+    }
+
+    /// Orders the streaming stores before the image is handed back.
+    pub fn fence() {
+        // SAFETY: SSE2, part of x86_64.
+        unsafe { _mm_sfence() }
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512F; `row` has `WINDOW` values from every
+    /// non-negative `bases[b]`, and block `b`'s indices lie in that window.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn horizontal2<T: Pixel>(
+        dst: &mut [T],
+        row: &[f32],
+        index: [&[i32]; 2],
+        weight: [&[f32]; 2],
+        bases: &[i32],
+        zero: i32,
+        stream: bool,
+    ) {
+        let n = dst.len();
+        let (i0, i1, w0, w1) = (
+            &index[0][..n],
+            &index[1][..n],
+            &weight[0][..n],
+            &weight[1][..n],
+        );
+        let blocks = (n / BLOCK).min(bases.len());
+        let bytes = TypeId::of::<T>() == TypeId::of::<u8>();
+        let floats = TypeId::of::<T>() == TypeId::of::<f32>();
+        let zero = _mm512_set1_epi32(zero);
+        for (b, &base) in bases[..blocks].iter().enumerate() {
+            let o = b * BLOCK;
+            if base < 0 || !(bytes || floats) {
+                let part = o..o + BLOCK;
+                horizontal_store::<T, 2>(
+                    &mut dst[part.clone()],
+                    row,
+                    [&i0[part.clone()], &i1[part.clone()]],
+                    [&w0[part.clone()], &w1[part]],
+                );
+                continue;
+            }
+            let p = row.as_ptr().add(base as usize);
+            let (lo, hi) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+            let shift = _mm512_set1_epi32(base);
+            let fetch = |index: &[i32]| {
+                let at = _mm512_loadu_si512(index.as_ptr().add(o).cast());
+                let v = _mm512_permutex2var_ps(lo, _mm512_sub_epi32(at, shift), hi);
+                // Lanes on the zero slot read 0, as the gather would.
+                _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, zero), v)
+            };
+            let (v0, v1) = (fetch(i0), fetch(i1));
+            let acc = _mm512_add_ps(
+                _mm512_mul_ps(_mm512_loadu_ps(w0.as_ptr().add(o)), v0),
+                _mm512_mul_ps(_mm512_loadu_ps(w1.as_ptr().add(o)), v1),
+            );
+            if bytes {
+                // `finish` and `from_f32` of u8: clamp to [0, 255], then
+                // the low byte of `v + 2^23` (rounded, ties to even).
+                let v = _mm512_min_ps(
+                    _mm512_max_ps(acc, _mm512_setzero_ps()),
+                    _mm512_set1_ps(255.0),
+                );
+                let v = _mm512_add_ps(v, _mm512_set1_ps(8_388_608.0));
+                let packed = _mm512_cvtepi32_epi8(_mm512_castps_si512(v));
+                let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
+                if stream && at as usize % 16 == 0 {
+                    _mm_stream_si128(at, packed);
+                } else {
+                    _mm_storeu_si128(at, packed);
+                }
+            } else {
+                let at = dst.as_mut_ptr().add(o).cast::<f32>();
+                if stream && at as usize % 64 == 0 {
+                    _mm512_stream_ps(at, acc);
+                } else {
+                    _mm512_storeu_ps(at, acc);
+                }
+            }
+        }
+        let rest = blocks * BLOCK..n;
+        horizontal_store::<T, 2>(
+            &mut dst[rest.clone()],
+            row,
+            [&i0[rest.clone()], &i1[rest.clone()]],
+            [&w0[rest.clone()], &w1[rest]],
+        );
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod permute {
+    pub fn available() -> bool {
+        false
+    }
+
+    pub fn fence() {}
+
+    /// Never called: `available()` is false.
+    pub unsafe fn horizontal2<T: super::Pixel>(
+        dst: &mut [T],
+        row: &[f32],
+        index: [&[i32]; 2],
+        weight: [&[f32]; 2],
+        _bases: &[i32],
+        _zero: i32,
+        _stream: bool,
+    ) {
+        super::horizontal_store::<T, 2>(dst, row, index, weight)
     }
 }
 
