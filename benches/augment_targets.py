@@ -146,7 +146,7 @@ def main() -> int:
         for name, (with_out, new) in ours.items():
             t = best_of(with_out, reps) / n
             base = name.split(",")[0]
-            ref_name = baseline.get(base, "reference")
+            ref_name = baseline.get(name, baseline.get(base, "reference"))
             info = f"{t_ref[name] / t:,.0f}x {ref_name}"
             if base in t_alb:
                 info += f", {t_alb[base] / t:.1f}x albumentations"

@@ -589,14 +589,14 @@ mod permute {
                 let v = _mm512_add_ps(v, _mm512_set1_ps(8_388_608.0));
                 let packed = _mm512_cvtepi32_epi8(_mm512_castps_si512(v));
                 let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
-                if stream && at as usize % 16 == 0 {
+                if stream && (at as usize).is_multiple_of(16) {
                     _mm_stream_si128(at, packed);
                 } else {
                     _mm_storeu_si128(at, packed);
                 }
             } else {
                 let at = dst.as_mut_ptr().add(o).cast::<f32>();
-                if stream && at as usize % 64 == 0 {
+                if stream && (at as usize).is_multiple_of(64) {
                     _mm512_stream_ps(at, acc);
                 } else {
                     _mm512_storeu_ps(at, acc);
