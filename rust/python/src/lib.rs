@@ -3,6 +3,7 @@
 //! touch are in the Python package.
 
 mod arrays;
+mod augment;
 mod averaging;
 mod errors;
 mod optim;
@@ -47,5 +48,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         regularization::fractional_max_pool2d_backward,
         m
     )?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_flip, m)?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_crop, m)?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_resized_crop, m)?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_color_jitter, m)?)?;
     Ok(())
 }
