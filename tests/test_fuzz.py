@@ -55,7 +55,7 @@ OTHER_DTYPES = [
     np.complex128,
     object,
 ]
-LAYOUTS = ["c", "c", "c", "fortran", "strided", "negative", "broadcast", "readonly"]
+LAYOUTS = ["c"] * 6 + ["fortran", "strided", "negative", "broadcast", "readonly"]
 
 
 def counted(name):
@@ -217,6 +217,7 @@ def test_fuzz_optimizer_step(cls, rule, kw, data):
         assert_unchanged(opt, before)
         return
     assert grad.dtype == dtype and grad.shape == shape
+    counted(f"optim.{cls.__name__}.step (valid)")
     with np.errstate(all="ignore"):
         q, state = rule(q, np.asarray(grad), state, **kw)
     assert_same(p, q)
@@ -293,6 +294,7 @@ def test_fuzz_generator(seed, shape, dtype):
     except ERRORS:
         assert rng.state_dict() == before
         return
+    counted("Generator / Generator.random (valid)")
     want = reference.random(shape) if dtype is None else reference.random(shape, dtype)
     assert_same(u, want)
     assert ((u >= 0) & (u < 1)).all()
@@ -356,6 +358,7 @@ def test_fuzz_dropout(data):
         unchanged(out, out_before)
         return
     assert is_float_array(x) and isinstance(p, float) and 0 <= p <= 1
+    counted("regularization.dropout (valid)")
     assert out is None or valid_out(out, x)
     with np.errstate(all="ignore"):
         want_y, want_mask = ref.dropout(
@@ -396,6 +399,7 @@ def test_fuzz_dropout_backward(data):
         unchanged(mask, mask_before)
         return
     assert is_float_array(dout) and mask.shape == dout.shape and 0 <= p <= 1
+    counted("regularization.dropout_backward / dropconnect_backward (valid)")
     with np.errstate(all="ignore"):
         want = ref.dropout_backward(np.asarray(dout), np.asarray(mask), p, inverted=inverted)
     assert_same(dx, want)
@@ -416,6 +420,7 @@ def test_fuzz_dropconnect(data):
     except ERRORS:
         unchanged(w, w_before)
         return
+    counted("regularization.dropconnect (valid)")
     with np.errstate(all="ignore"):
         want_y, want_mask = ref.dropconnect(np.asarray(w), p, rng=reference, inverted=inverted)
     assert_same(y, want_y)
@@ -440,6 +445,7 @@ def test_fuzz_stochastic_depth(data):
     except ERRORS:
         unchanged(x, x_before)
         return
+    counted("regularization.stochastic_depth (valid)")
     with np.errstate(all="ignore"):
         want_y, want_keep = ref.stochastic_depth(
             np.asarray(x), p, rng=reference, mode=mode, training=training
@@ -455,23 +461,22 @@ def test_fuzz_stochastic_depth(data):
 @given(data=st.data())
 def test_fuzz_fractional_max_pool2d(data):
     counted("regularization.fractional_max_pool2d (+ backward)")
-    shape = data.draw(
-        st.one_of(
-            st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(1, 9), st.integers(1, 9)),
-            shapes(big=False),
-        )
-    )
-    x = data.draw(arrays(shape=shape))
-    output_size = data.draw(
-        st.one_of(
-            st.integers(-1, 10),
-            st.tuples(st.integers(0, 9), st.integers(0, 9)),
-            st.sampled_from([(2, 2, 2), "3", 2.5]),
-        )
-    )
-    kernel_size = data.draw(st.one_of(st.integers(0, 4), st.sampled_from([(2, 3), (1, 1)])))
-    pseudo = data.draw(st.booleans())
     overlapping = data.draw(st.booleans())
+    pseudo = data.draw(st.booleans())
+    k = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    h, w = data.draw(st.integers(k[0], 9)), data.draw(st.integers(k[1], 9))
+    limit = (h - k[0] + 1, w - k[1] + 1) if overlapping else (h, w)
+    out_size = (data.draw(st.integers(1, limit[0])), data.draw(st.integers(1, limit[1])))
+    shape = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)), h, w)
+    x = data.draw(arrays(shape=shape, dtype=data.draw(st.sampled_from(FLOATS)), any_dtype=False))
+    output_size, kernel_size = out_size, k
+    corrupt = data.draw(st.integers(0, 5))
+    if corrupt == 1:
+        x = data.draw(arrays())  # any dtype, rank, layout
+    elif corrupt == 2:
+        output_size = data.draw(st.sampled_from([(h + 1, 1), (0, 1), -1, (2, 2, 2), "3", 2.5]))
+    elif corrupt == 3:
+        kernel_size = data.draw(st.sampled_from([0, (h + 1, 1), (1, 2, 3), -2, 1.5]))
     rng = lec7rs.Generator(data.draw(st.integers(0, 2**64 - 1)))
     reference = ref_random.Generator.from_state_dict(rng.state_dict())
     x_before = x.copy()
@@ -488,6 +493,7 @@ def test_fuzz_fractional_max_pool2d(data):
     except ERRORS:
         unchanged(x, x_before)
         return
+    counted("regularization.fractional_max_pool2d (+ backward) (valid)")
     want_y, want_arg = ref.fractional_max_pool2d(
         np.asarray(x),
         output_size,
@@ -548,11 +554,33 @@ def test_fuzz_polyak_average(data):
 @given(data=st.data())
 def test_fuzz_minimize(data):
     counted("optimize.minimize")
-    x0 = data.draw(arrays(shape=data.draw(shapes(min_dims=0, max_dims=2, big=False))))
-    method = data.draw(st.sampled_from(["L-BFGS", "BFGS", "Newton", "L-BFGS", "CG"]))
-    line_search = data.draw(st.sampled_from(["strong_wolfe", "backtracking", "armijo"]))
-    m = data.draw(st.sampled_from([10, 1, 0, -1]))
-    fault = data.draw(st.sampled_from(["none", "none", "shape", "dtype", "nan", "inf", "tuple"]))
+    x0 = data.draw(
+        arrays(
+            shape=data.draw(shapes(min_dims=0, max_dims=2, big=False)),
+            dtype=data.draw(st.sampled_from(FLOATS)),
+            any_dtype=False,
+        )
+    )
+    method = data.draw(st.sampled_from(["L-BFGS", "BFGS", "Newton"]))
+    line_search = data.draw(st.sampled_from(["strong_wolfe", "backtracking"]))
+    m = data.draw(st.sampled_from([10, 1, 5]))
+    fault = "none"
+    corrupt = data.draw(st.integers(0, 4))
+    if corrupt == 1:
+        x0 = data.draw(arrays())
+    elif corrupt == 2:
+        method, line_search, m = data.draw(
+            st.sampled_from(
+                [
+                    ("CG", line_search, m),
+                    (method, "armijo", m),
+                    (method, line_search, 0),
+                    (method, line_search, -1),
+                ]
+            )
+        )
+    elif corrupt == 3:
+        fault = data.draw(st.sampled_from(["shape", "dtype", "nan", "inf", "tuple"]))
     calls = []
 
     def fun(x):
@@ -590,7 +618,178 @@ def test_fuzz_minimize(data):
         unchanged(x0, x0_before)
         return
     unchanged(x0, x0_before)  # x0 is never written
+    counted("optimize.minimize (valid)")
     assert res.status in (0, 1, 2, 3)
     assert res.x.dtype == x0.dtype and res.x.shape == x0.shape
     if fault == "none" and res.status == 0 and np.isfinite(x0).all() and np.abs(x0).max() < 1e3:
         np.testing.assert_allclose(res.x, 1, atol=1e-2)
+
+
+# -- augmentation -------------------------------------------------------------------
+
+
+@st.composite
+def images(draw):
+    dtype = draw(
+        st.sampled_from(
+            [np.uint8, np.uint8, np.float32, np.float32, np.float64, np.int16, np.bool_]
+        )
+    )
+    if draw(st.integers(0, 19)) == 0:
+        shape = draw(shapes(big=False))  # usually the wrong rank
+    else:
+        shape = (
+            draw(st.integers(0, 3)),
+            draw(st.integers(1, 9)),
+            draw(st.integers(1, 9)),
+            draw(st.sampled_from([1, 3, 3, 4])),
+        )
+    rng = np.random.default_rng(draw(st.integers(0, 2**32)))
+    if dtype == np.uint8:
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+    elif dtype in (np.float32, np.float64):
+        a = rng.random(shape).astype(dtype)
+        if a.size and draw(st.integers(0, 4)) == 0:
+            a.flat[draw(st.integers(0, a.size - 1))] = draw(
+                st.sampled_from([np.nan, np.inf, -1.0, 2.0, 1e-40])
+            )
+    else:
+        a = np.ones(shape, dtype)
+    return layout(draw, a)
+
+
+def augment_case(data, fn_name):
+    """Calls ``lec7rs.augment.<fn_name>`` and its reference on fuzzed input;
+    returns None when the call raised (after checking nothing changed)."""
+    from lec7rs import augment
+    from lec7rs.reference import augment as ref_augment
+
+    # Valid arguments by construction; then, one time in three, one of them
+    # is replaced by an invalid or unusual one.
+    n, h, w = (
+        data.draw(st.integers(0, 3)),
+        data.draw(st.integers(1, 9)),
+        data.draw(st.integers(1, 9)),
+    )
+    c = data.draw(st.sampled_from([3, 1]))
+    dtype = data.draw(st.sampled_from([np.uint8, np.float32]))
+    nchw = data.draw(st.booleans())
+    layout_name = "NCHW" if nchw else "NHWC"
+    base = np.random.default_rng(data.draw(st.integers(0, 2**32)))
+    shape = (n, c, h, w) if nchw else (n, h, w, c)
+    x = (
+        base.integers(0, 256, shape, dtype=np.uint8)
+        if dtype == np.uint8
+        else base.random(shape).astype(np.float32)
+    )
+    x = layout(data.draw, x)
+    kw: dict = {}
+    if fn_name == "random_flip":
+        kw = dict(
+            p=data.draw(st.floats(0, 1)),
+            axis=data.draw(st.sampled_from(["horizontal", "vertical"])),
+        )
+    elif fn_name == "random_crop":
+        pad = data.draw(st.integers(0, 3))
+        kw = dict(
+            size=(data.draw(st.integers(1, h + 2 * pad)), data.draw(st.integers(1, w + 2 * pad))),
+            padding=data.draw(st.sampled_from([pad, [pad, pad], [pad] * 4])),
+            pad_mode=data.draw(st.sampled_from(["constant", "reflect", "edge", "symmetric"])),
+        )
+    elif fn_name == "random_resized_crop":
+        lo = data.draw(st.floats(0.05, 1.0))
+        kw = dict(
+            size=(data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12))),
+            scale=(lo, data.draw(st.floats(lo, 1.0))),
+            antialias=data.draw(st.booleans()),
+        )
+    else:
+
+        def factor(top):
+            return data.draw(st.one_of(st.just(0), st.floats(0, top)))
+
+        kw = dict(
+            brightness=factor(2),
+            contrast=factor(2),
+            saturation=factor(2) if c == 3 else 0,
+            hue=factor(0.5) if c == 3 else 0,
+        )
+    out = None
+    if fn_name in ("random_flip", "color_jitter") and data.draw(st.booleans()):
+        out = np.zeros(x.shape, x.dtype)
+    corrupt = data.draw(st.integers(0, 2)) == 1
+    if corrupt:
+        what = data.draw(st.sampled_from(["images", "layout", "arg", "out"]))
+        if what == "images":
+            x = data.draw(st.one_of(images(), arrays()))
+        elif what == "layout":
+            layout_name = data.draw(st.sampled_from(["HWC", "nchw", "NHCW", None]))
+        elif what == "out":
+            out = data.draw(
+                arrays(
+                    shape=data.draw(st.sampled_from([x.shape, (1, 1, 1, 1)])),
+                    dtype=data.draw(st.sampled_from([x.dtype, np.float64])),
+                )
+            )
+        else:
+            key = data.draw(st.sampled_from(sorted(kw)))
+            kw[key] = data.draw(
+                st.sampled_from(
+                    [-1, 0, 1.5, np.nan, (2, 1), (0, 1), "x", None, (1, 2, 3), 0.6, 10**6]
+                )
+            )
+    rng = lec7rs.Generator(data.draw(st.integers(0, 2**64 - 1)))
+    before_state = rng.state_dict()
+    reference = ref_random.Generator.from_state_dict(before_state)
+    x_before, out_before = copies(x, out)
+    fn = getattr(augment, fn_name)
+    args = (x, kw.pop("size")) if "size" in kw else (x,)
+    try:
+        y = fn(*args, rng=rng, layout=layout_name, out=out, **kw)
+    except ERRORS:
+        unchanged(x, x_before)
+        unchanged(out, out_before)
+        assert rng.state_dict() == before_state
+        return None
+    assert x.dtype in (np.uint8, np.float32) and x.ndim == 4
+    unchanged(x, x_before)
+    if "size" in kw or len(args) == 2:
+        args = (np.asarray(x), augment._size(args[1]))
+    else:
+        args = (np.asarray(x),)
+    if "padding" in kw:
+        kw["padding"] = tuple(augment._padding(kw["padding"]))
+    with np.errstate(all="ignore"):
+        want, _ = getattr(ref_augment, fn_name)(
+            *args, rng=reference, layout=layout_name.upper(), **kw
+        )
+    assert rng.state_dict() == reference.state_dict()
+    return y, want
+
+
+@pytest.mark.parametrize(
+    "fn_name", ["random_flip", "random_crop", "random_resized_crop", "color_jitter"]
+)
+@settings(
+    max_examples=max(EXAMPLES // 2, 20),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_fuzz_augment(fn_name, data):
+    counted(f"augment.{fn_name}")
+    result = augment_case(data, fn_name)
+    if result is None:
+        return
+    counted(f"augment.{fn_name} (valid)")
+    y, want = result
+    assert y.dtype == want.dtype and y.shape == want.shape
+    if fn_name in ("random_flip", "random_crop") or y.dtype == np.uint8:
+        # exact, and uint8 results are rounded in both (within 1 unit allowed)
+        tol = 0 if fn_name in ("random_flip", "random_crop") else 1
+        diff = np.abs(y.astype(np.float64) - want.astype(np.float64))
+        assert np.nanmax(diff, initial=0) <= tol
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    else:
+        finite = np.isfinite(want) & np.isfinite(y)
+        np.testing.assert_allclose(y[finite], want[finite], rtol=1e-5, atol=2e-6)

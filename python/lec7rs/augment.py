@@ -81,14 +81,7 @@ def _padding(padding: Any) -> list[int]:
     if _is_int(padding):
         pads: list[Any] = [padding] * 4
     elif (
-        isinstance(padding, Sequence)
-        and not isinstance(padding, str)
-        and len(padding)
-        in (
-            1,
-            2,
-            4,
-        )
+        isinstance(padding, Sequence) and not isinstance(padding, str) and len(padding) in (1, 2, 4)
     ):
         p = list(padding)
         pads = p * 4 if len(p) == 1 else [p[0], p[1], p[0], p[1]] if len(p) == 2 else p

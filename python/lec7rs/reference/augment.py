@@ -101,8 +101,9 @@ def random_crop(
     words = _words(rng, len(x), CROP_WORDS)
     tops = np.array([below(t, ph - h + 1) for t in words[:, 0]], dtype=np.int64)
     lefts = np.array([below(t, pw - w + 1) for t in words[:, 1]], dtype=np.int64)
-    y = np.stack([padded[i, t : t + h, s : s + w] for i, (t, s) in enumerate(zip(tops, lefts))])
-    y = y.reshape((len(x), h, w, x.shape[3]))
+    y = np.empty((len(x), h, w, x.shape[3]), dtype=x.dtype)
+    for i, (t, s) in enumerate(zip(tops, lefts)):
+        y[i] = padded[i, t : t + h, s : s + w]
     return _back(y, layout), {"top": tops, "left": lefts}
 
 
