@@ -189,3 +189,6 @@ def augment_color_jitter(
     nchw: bool,
     out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[list[int]], list[list[float]]]: ...
+
+# Newton's step from a Cholesky factor: solves L L^T x = b (float64).
+def cholesky_solve(l: np.ndarray, b: np.ndarray) -> np.ndarray: ...
