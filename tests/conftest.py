@@ -71,3 +71,15 @@ def assert_state_equal(a: dict, b: dict) -> None:
                 np.testing.assert_array_equal(sa[k], sb[k])
             else:
                 assert sa[k] == sb[k]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many fuzz cases ran per function (tests/test_fuzz.py)."""
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz")
+    counts = getattr(fuzz, "FUZZ_COUNTS", None)
+    if counts:
+        terminalreporter.section("fuzz cases per function")
+        for name, n in sorted(counts.items()):
+            terminalreporter.write_line(f"{n:8d}  {name}")

@@ -172,3 +172,16 @@ def test_step_on_a_big_param_makes_no_full_size_copy():
     extra = int(out.stdout)
     # A full-size f32 temporary would be 200 MB; allow a few MB of slack.
     assert extra < 16 * 2**20, f"peak RSS rose by {extra / 2**20:.1f} MiB during the step"
+
+
+def test_a_rust_panic_is_a_python_exception_and_the_pool_survives():
+    from lec7rs import _core
+
+    with threads(2):
+        for _ in range(2):
+            with pytest.raises(BaseException, match="test hook") as info:
+                _core._panic_in_pool()
+            assert type(info.value).__name__ == "PanicException"
+        p = np.ones(100_000, np.float32)
+        optim.SGD([p], lr=0.5).step([np.ones_like(p)])
+        assert p[0] == 0.5

@@ -7,6 +7,8 @@ trustworthy Rust kernels for NumPy.
   (SciPy's ``OptimizeResult`` conventions), the optimizer's work in Rust.
 - ``lec7rs.regularization``: dropout (inverted and the lecture's form),
   DropConnect, stochastic depth and fractional max pooling.
+- ``lec7rs.augment``: batched, parallel data augmentation (random flips,
+  crops, resized crops, colour jitter) with torchvision's semantics.
 - ``lec7rs.Generator``: the counter-based (Philox4x32-10) random stream
   they draw from.
 - ``lec7rs.reference``: the same rules (and the lecture's cs231n forms) in
@@ -29,7 +31,7 @@ Results are bit-identical for any thread count and SIMD level.
 
 import warnings as _warnings
 
-from . import _core, averaging, checkpoint, optim, optimize, reference, regularization
+from . import _core, augment, averaging, checkpoint, optim, optimize, reference, regularization
 from ._core import get_num_threads, simd_level
 from .random import Generator
 
@@ -49,6 +51,7 @@ def set_num_threads(n: int) -> None:
 __all__ = [
     "Generator",
     "__version__",
+    "augment",
     "averaging",
     "checkpoint",
     "get_num_threads",

@@ -143,3 +143,52 @@ def fractional_max_pool2d(
 def fractional_max_pool2d_backward(
     dout: np.ndarray, argmax: npt.NDArray[np.int64], input_shape: list[int]
 ) -> np.ndarray: ...
+
+# Test hook: a panic in a pool thread (raises pyo3's PanicException).
+def _panic_in_pool() -> None: ...
+
+# Data augmentation (lec7rs.augment).
+
+def augment_flip(
+    images: np.ndarray,
+    stream: PhiloxStream,
+    p: float,
+    vertical: bool,
+    nchw: bool,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[bool]]: ...
+def augment_crop(
+    images: np.ndarray,
+    stream: PhiloxStream,
+    out_h: int,
+    out_w: int,
+    pad: Sequence[int],
+    pad_mode: str,
+    fill: float,
+    nchw: bool,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[tuple[int, int]]]: ...
+def augment_resized_crop(
+    images: np.ndarray,
+    stream: PhiloxStream,
+    out_h: int,
+    out_w: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    antialias: bool,
+    nchw: bool,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]: ...
+def augment_color_jitter(
+    images: np.ndarray,
+    stream: PhiloxStream,
+    brightness: tuple[float, float],
+    contrast: tuple[float, float],
+    saturation: tuple[float, float],
+    hue: tuple[float, float],
+    nchw: bool,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[list[int]], list[list[float]]]: ...
+
+# Newton's step from a Cholesky factor: solves L L^T x = b (float64).
+def cholesky_solve(l: np.ndarray, b: np.ndarray) -> np.ndarray: ...

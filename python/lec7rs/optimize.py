@@ -432,33 +432,35 @@ def _newton_solver(hess: Callable, n: int, dtype: np.dtype, counts: dict) -> Cal
             # A NaN step: the run stops cleanly (status 2, not a descent direction).
             return np.full(g.shape, np.nan, dtype=dtype)
         h = 0.5 * (h.astype(np.float64) + h.T)
-        shifted, tau = _modified_cholesky(h)
+        factor, tau = _modified_cholesky(h)
+        if factor is None:  # no shift helped: stop cleanly, as for a NaN Hessian
+            return np.full(g.shape, np.nan, dtype=dtype)
         if tau > 0:
             counts["shifts"] += 1
             counts["hess_shift"] = max(counts["hess_shift"], tau)
-        d = np.linalg.solve(shifted, -gf)
+        d = _core.cholesky_solve(factor, -gf)
         return d.astype(dtype).reshape(g.shape)
 
     return direction
 
 
 def _modified_cholesky(h: np.ndarray) -> tuple:
-    """``(H + tau I, tau)`` with the smallest ``tau`` of Nocedal & Wright's
-    Algorithm 3.3 (Cholesky with added multiple of the identity) for which
-    the Cholesky factorization succeeds."""
+    """``(L, tau)``: the Cholesky factor ``L L^T = H + tau I`` (None if no
+    shift in 200 doublings works) with the
+    smallest ``tau`` of Nocedal & Wright's Algorithm 3.3 (Cholesky with added
+    multiple of the identity) for which the factorization succeeds. The step
+    then costs two triangular solves (``_core.cholesky_solve``), O(n^2)."""
     n = h.shape[0]
     beta = 1e-3 * max(float(np.linalg.norm(h)) / math.sqrt(n), np.finfo(np.float64).tiny)
     min_diag = float(np.min(np.diag(h)))
     tau = 0.0 if min_diag > 0 else beta - min_diag
     eye = np.eye(n)
     for _ in range(200):
-        shifted = h + tau * eye if tau else h
         try:
-            np.linalg.cholesky(shifted)
-            return shifted, tau
+            return np.linalg.cholesky(h + tau * eye if tau else h), tau
         except np.linalg.LinAlgError:
             tau = max(2.0 * tau, beta)
-    return h + tau * eye, tau
+    return None, tau
 
 
 def _hess_inv(out: Any) -> Any:

@@ -76,4 +76,6 @@ class Adagrad(Optimizer):
         )
 
     def _new_state(self, slot: str, param: np.ndarray, group: Any) -> np.ndarray:
-        return np.full(param.shape, group["initial_accumulator_value"], dtype=param.dtype)
+        # A value beyond float32's range becomes inf, as in PyTorch.
+        with np.errstate(over="ignore"):
+            return np.full(param.shape, group["initial_accumulator_value"], dtype=param.dtype)

@@ -4,7 +4,7 @@ regularization functions of ``lec7rs.regularization`` with the Philox stream
 of ``lec7rs.Generator`` (``reference.random``). The tests compare the Rust
 kernels against these; read them for the exact formulas."""
 
-from . import random
+from . import augment, random
 from .averaging import polyak_update
 from .lbfgs import lbfgs_two_loop, torch_lbfgs
 from .optim import (
@@ -34,6 +34,7 @@ from .regularization import (
 __all__ = [
     "adagrad",
     "adam",
+    "augment",
     "dropconnect",
     "dropconnect_backward",
     "dropout",

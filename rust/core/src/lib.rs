@@ -6,6 +6,7 @@
 //! chunks (see [`parallel`]), so results do not depend on the thread count
 //! or the SIMD level.
 
+pub mod augment;
 pub mod averaging;
 pub mod error;
 pub mod optim;

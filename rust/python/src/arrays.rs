@@ -115,7 +115,7 @@ impl std::fmt::Display for Label<'_, '_> {
     }
 }
 
-fn describe(obj: &Bound<'_, PyAny>) -> String {
+pub fn describe(obj: &Bound<'_, PyAny>) -> String {
     match obj.cast::<PyUntypedArray>() {
         Ok(arr) => {
             let dtype = arr.dtype();

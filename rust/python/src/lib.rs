@@ -3,6 +3,7 @@
 //! touch are in the Python package.
 
 mod arrays;
+mod augment;
 mod averaging;
 mod errors;
 mod optim;
@@ -23,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::env_warnings, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::_panic_in_pool, m)?)?;
     m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::sgd_check, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adagrad_step, m)?)?;
@@ -33,6 +35,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::adam_check, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::minimize, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
+    m.add_function(wrap_pyfunction!(optimize::cholesky_solve, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_update, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_check, m)?)?;
     m.add_class::<random::PhiloxStream>()?;
@@ -46,5 +49,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         regularization::fractional_max_pool2d_backward,
         m
     )?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_flip, m)?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_crop, m)?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_resized_crop, m)?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_color_jitter, m)?)?;
     Ok(())
 }

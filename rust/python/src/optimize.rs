@@ -328,3 +328,29 @@ fn two_loop_typed<'py, T: Real + Element>(
     outcome.context("")?;
     Ok(out.into_pyarray(py).into_any())
 }
+
+/// Newton's step: solves `L L^T x = b` for a lower-triangular Cholesky
+/// factor `l` (float64, `(n, n)`, any strides) and `b` (float64, `(n,)`),
+/// with the GIL released. Returns `x` as a new array.
+#[pyfunction]
+pub fn cholesky_solve<'py>(
+    py: Python<'py>,
+    l: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let factor = read::<f64>(l, Label::Arg("l"), Dtype::F64)?;
+    let rhs = read::<f64>(b, Label::Arg("b"), Dtype::F64)?;
+    let n = rhs.shape().first().copied().unwrap_or(0);
+    if rhs.shape().len() != 1 || factor.shape() != [n, n] {
+        return Err(value_error(format!(
+            "cholesky_solve: expected l of shape ({n}, {n}) and b of shape ({n},), got {:?} and {:?}",
+            factor.shape(),
+            rhs.shape()
+        )));
+    }
+    let mut x = rhs.as_slice().to_vec();
+    let l = factor.as_slice();
+    py.detach(|| lec7rs_core::optimize::cholesky_solve(l, n, &mut x))
+        .context("")?;
+    Ok(x.into_pyarray(py))
+}

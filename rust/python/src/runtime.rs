@@ -50,3 +50,27 @@ pub fn env_warnings() -> Vec<String> {
     }
     out
 }
+
+/// Test hook: panics inside a parallel job of the thread pool (with the
+/// GIL released), to show that a Rust panic reaches Python as an exception
+/// (pyo3's `PanicException`) and leaves the process and the pool working.
+#[pyfunction]
+pub fn _panic_in_pool(py: Python<'_>) -> PyResult<()> {
+    struct Task(usize);
+    impl parallel::Split for Task {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn split_at(self, mid: usize) -> (Self, Self) {
+            (Task(mid), Task(self.0 - mid))
+        }
+    }
+    py.detach(|| {
+        parallel::for_each_chunk(vec![Task(4 * parallel::CHUNK)], |t| {
+            if t.0 > 0 {
+                panic!("lec7rs test hook: a panic in a pool thread");
+            }
+        })
+    })
+    .context("")
+}

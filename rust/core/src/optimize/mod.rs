@@ -8,6 +8,7 @@
 //! - [`bfgs`]: the dense inverse Hessian and its rank-2 update.
 //! - [`line_search`]: More-Thuente and backtracking, as reverse
 //!   communication.
+//! - [`newton`]: the Newton step from a Cholesky factor.
 //! - [`minimizer`]: the driver of `minimize`, a state machine that asks its
 //!   caller for evaluations.
 
@@ -15,8 +16,10 @@ pub mod bfgs;
 pub mod lbfgs;
 pub mod line_search;
 pub mod minimizer;
+pub mod newton;
 pub mod reduce;
 
 pub use lbfgs::{two_loop, History, Pair};
 pub use minimizer::{HessInv, Method, Minimizer, Options, Request, Search, Status};
+pub use newton::cholesky_solve;
 pub use reduce::{abs_max, dot};
