@@ -26,8 +26,9 @@ from conftest import assert_unchanged, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from lec7rs import averaging, optim, optimize, regularization
+from lec7rs import averaging, checkpoint, optim, optimize, regularization
 from lec7rs import reference as ref
+from lec7rs.optim import lr_scheduler
 from lec7rs.reference import random as ref_random
 
 # The NumPy references warn about the NaN and inf they are fed on purpose.
@@ -793,3 +794,134 @@ def test_fuzz_augment(fn_name, data):
     else:
         finite = np.isfinite(want) & np.isfinite(y)
         np.testing.assert_allclose(y[finite], want[finite], rtol=1e-5, atol=2e-6)
+
+
+# -- schedules, LBFGS, checkpoints ------------------------------------------------
+
+SCHEDULERS = {
+    "StepLR": lambda opt, a, b: lr_scheduler.StepLR(opt, step_size=a, gamma=b),
+    "MultiStepLR": lambda opt, a, b: lr_scheduler.MultiStepLR(opt, milestones=[a, 2 * a], gamma=b),
+    "ExponentialLR": lambda opt, a, b: lr_scheduler.ExponentialLR(opt, gamma=b),
+    "CosineAnnealingLR": lambda opt, a, b: lr_scheduler.CosineAnnealingLR(opt, T_max=a, eta_min=b),
+    "CosineAnnealingWarmRestarts": lambda opt, a, b: lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=a, T_mult=2, eta_min=b
+    ),
+    "LinearLR": lambda opt, a, b: lr_scheduler.LinearLR(opt, start_factor=b, total_iters=a),
+    "InverseTimeLR": lambda opt, a, b: lr_scheduler.InverseTimeLR(opt, k=b),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+@FUZZ
+@given(
+    a=st.one_of(st.integers(-2, 50), st.sampled_from([0.5, None, "3"])),
+    b=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0, 1, -1, 0.5, None])
+    ),
+    steps=st.integers(0, 30),
+)
+def test_fuzz_lr_scheduler(name, a, b, steps):
+    counted(f"lr_scheduler.{name}")
+    p = np.zeros(3)
+    opt = optim.SGD([p], lr=0.1)
+    before = dict(opt.param_groups[0])
+    try:
+        sched = SCHEDULERS[name](opt, a, b)
+    except ERRORS:
+        assert {k: v for k, v in opt.param_groups[0].items() if k != "params"} == {
+            k: v for k, v in before.items() if k != "params"
+        }
+        return
+    counted(f"lr_scheduler.{name} (valid)")
+    for _ in range(steps):
+        try:
+            sched.step()
+        except ValueError:  # a schedule whose lr would leave [0, inf)
+            break
+        lr = opt.param_groups[0]["lr"]
+        assert np.isfinite(lr) and lr >= 0
+        opt.step([np.ones(3)])
+    assert sched.get_last_lr() == [opt.param_groups[0]["lr"]]
+
+
+@settings(max_examples=max(EXAMPLES // 3, 20), deadline=None)
+@given(data=st.data())
+def test_fuzz_lbfgs_closure(data):
+    counted("optim.LBFGS.step")
+    dtype = data.draw(st.sampled_from(FLOATS))
+    p = data.draw(arrays(shape=(data.draw(st.integers(1, 20)),), dtype=dtype, any_layout=False))
+    p[~np.isfinite(p) | (np.abs(p) > 1e3)] = 0.5
+    opt = optim.LBFGS(
+        [p],
+        line_search_fn=data.draw(st.sampled_from([None, "strong_wolfe"])),
+        max_iter=data.draw(st.integers(1, 5)),
+    )
+    fault = data.draw(st.sampled_from(["none", "none", "shape", "dtype", "list", "nan", "str"]))
+
+    def closure():
+        with np.errstate(all="ignore"):
+            loss = float(np.sum((p - 1) ** 2))
+            g = 2 * (p - 1)
+        if fault == "shape":
+            g = g[:-1]
+        elif fault == "dtype":
+            g = g.astype(np.float16)
+        elif fault == "list":
+            return loss, g.tolist()
+        elif fault == "nan":
+            loss = float("nan")
+        elif fault == "str":
+            return "loss", [g]
+        return loss, [g]
+
+    before = p.copy()
+    try:
+        opt.step(closure)
+    except ERRORS:
+        unchanged(p, before)
+        return
+    counted("optim.LBFGS.step (valid)")
+    if fault == "none":
+        assert np.sum((p - 1) ** 2) <= np.sum((before - 1) ** 2) + 1e-6
+
+
+@settings(
+    max_examples=max(EXAMPLES // 3, 20),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_fuzz_checkpoint_load(tmp_path, data):
+    counted("checkpoint.load (mutated files)")
+    params = {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.ones(4, np.float32)}
+    opt = optim.Adam(params)
+    opt.step({k: np.ones_like(v) for k, v in params.items()})
+    path = tmp_path / "ck"
+    checkpoint.save(path, params, optimizer=opt)
+    raw = bytearray(path.read_bytes())
+    kind = data.draw(st.sampled_from(["flip", "truncate", "extend", "zero-run"]))
+    if kind == "flip":
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= 1 << data.draw(st.integers(0, 7))
+    elif kind == "truncate":
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+    elif kind == "extend":
+        raw += bytes(data.draw(st.binary(min_size=1, max_size=64)))
+    else:
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i : i + 16] = bytes(len(raw[i : i + 16]))
+    bad = tmp_path / "bad"
+    bad.write_bytes(bytes(raw))
+    target = {k: np.zeros_like(v) for k, v in params.items()}
+    target_opt = optim.Adam(target)
+    before = snapshot(target_opt)
+    try:
+        checkpoint.load(bad, target, optimizer=target_opt)
+    except ValueError:
+        assert_unchanged(target_opt, before)
+        return
+    # Only a mutation that changes nothing (e.g. zeros over zeros) may load.
+    assert bytes(raw) == path.read_bytes()
+    for k in params:
+        np.testing.assert_array_equal(target[k], params[k])

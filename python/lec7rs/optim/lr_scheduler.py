@@ -228,6 +228,9 @@ class LRScheduler:
             else:
                 self.last_epoch = epoch
                 values = self._get_closed_form_lr()
+        except OverflowError:
+            # e.g. gamma ** k beyond the float range: an lr that is not finite
+            values = [math.inf] * len(self.optimizer.param_groups)
         finally:
             self._get_lr_called_within_step = False
         self._write(values)

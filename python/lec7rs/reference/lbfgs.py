@@ -41,6 +41,13 @@ def lbfgs_two_loop(s: list, y: list, v: np.ndarray, gamma: float | None = None) 
 
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
+    # IEEE arithmetic as PyTorch's tensors do it: a division by zero or a NaN
+    # gives inf or NaN (then the midpoint below), never a Python exception.
+    with np.errstate(all="ignore"):
+        return float(_cubic(*map(np.float64, (x1, f1, g1, x2, f2, g2)), bounds))
+
+
+def _cubic(x1, f1, g1, x2, f2, g2, bounds):
     if bounds is not None:
         xmin_bound, xmax_bound = bounds
     else:
@@ -150,6 +157,10 @@ def torch_strong_wolfe(
             bracket_f[low_pos] = f_new
             bracket_g[low_pos] = g_new.copy()
             bracket_gtd[low_pos] = gtd_new
+    if len(bracket) == 1:
+        # PyTorch indexes bracket[1] here when the loss is NaN (the
+        # comparison that picks low_pos fails): there is one point.
+        low_pos = 0
     t = bracket[low_pos]
     f_new = bracket_f[low_pos]
     g_new = bracket_g[low_pos]
