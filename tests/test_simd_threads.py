@@ -109,7 +109,7 @@ def test_forked_child_can_run_kernels_after_the_pool_started():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
-def test_os_fork_child_completes():
+def test_os_fork_child_runs_every_kernel_family():
     with threads(2):
         p = np.ones(200_000, np.float64)
         lec7rs.optim.Adam([p]).step([np.ones_like(p)])
@@ -118,7 +118,16 @@ def test_os_fork_child_completes():
             try:
                 q = np.ones(200_000, np.float64)
                 lec7rs.optim.Adam([q], lr=0.5).step([np.ones_like(q)])
-                os._exit(0 if abs(q[0] - 0.5) < 1e-6 else 1)
+                # one kernel of every family, each big enough for the pool
+                rng = lec7rs.Generator(1)
+                x = np.ones(200_000, np.float32)
+                lec7rs.regularization.dropout(x, 0.5, rng=rng)
+                lec7rs.averaging.PolyakAverage([x]).update()
+                lec7rs.augment.random_flip(np.zeros((64, 32, 32, 3), np.uint8), rng=rng)
+                res = lec7rs.optimize.minimize(
+                    lambda z: (float(np.sum((z - 1) ** 2)), 2 * (z - 1)), np.zeros(100_000)
+                )
+                os._exit(0 if abs(q[0] - 0.5) < 1e-6 and res.status == 0 else 1)
             except BaseException:
                 os._exit(2)
         deadline = 60.0
