@@ -187,6 +187,113 @@ pub(crate) fn pass_inline<T: Real, const S: usize, B: Body<T, S>>(n: usize, body
     })
 }
 
+/// The element-wise body of a pass with a number of sums known only at run
+/// time (say, four per L-BFGS pair): processes elements `i .. i + L::N` and
+/// adds its term of sum `k` to `acc[k]` (`acc[k] = acc[k].add(term)`), once
+/// per sum and call, for `k < sums()`.
+pub(crate) trait BodyN<T: Real>: Sync {
+    fn sums(&self) -> usize;
+
+    /// # Safety
+    /// As [`Body::at`]; `acc.len() == self.sums()`.
+    unsafe fn at<L: Lanes<T>>(&self, i: usize, acc: &mut [L]);
+}
+
+/// A range of a [`pass_n`].
+struct SpanN<'a, B> {
+    body: &'a B,
+    start: usize,
+    end: usize,
+}
+
+impl<B: Sync> Split for SpanN<'_, B> {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let cut = self.start + mid;
+        (
+            SpanN {
+                body: self.body,
+                start: self.start,
+                end: cut,
+            },
+            SpanN {
+                body: self.body,
+                start: cut,
+                end: self.end,
+            },
+        )
+    }
+}
+
+impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
+    type Output = Vec<f64>;
+
+    /// The slots of [`Span::run`], with the sums of one register (or of one
+    /// slot, in the tail) side by side: `acc[r * s + k]` holds register `r`
+    /// of sum `k`, `slots[j * s + k]` slot `j` of sum `k`.
+    #[inline(always)]
+    unsafe fn run<V: Lanes<T>>(self) -> Vec<f64> {
+        let s = self.body.sums();
+        let len = self.end - self.start;
+        let body_len = len - len % BLOCK;
+        let regs = BLOCK / V::N;
+        let mut acc = vec![V::splat(T::ZERO); regs * s];
+        let mut i = self.start;
+        while i < self.start + body_len {
+            for (r, a) in acc.chunks_exact_mut(s.max(1)).enumerate() {
+                self.body.at::<V>(i + r * V::N, a);
+            }
+            i += BLOCK;
+        }
+        let mut slots = vec![T::ZERO; BLOCK * s];
+        let mut lanes = [T::ZERO; 16];
+        for r in 0..regs {
+            for k in 0..s {
+                acc[r * s + k].store(lanes.as_mut_ptr());
+                for (l, &v) in lanes[..V::N].iter().enumerate() {
+                    slots[(r * V::N + l) * s + k] = v;
+                }
+            }
+        }
+        for j in body_len..len {
+            let slot = j - body_len;
+            self.body
+                .at::<T>(self.start + j, &mut slots[slot * s..(slot + 1) * s]);
+        }
+        (0..s)
+            .map(|k| {
+                let mut col = [T::ZERO; BLOCK];
+                for (j, c) in col.iter_mut().enumerate() {
+                    *c = slots[j * s + k];
+                }
+                tree(&col)
+            })
+            .collect()
+    }
+}
+
+/// Runs `body` over `0 .. n` as one parallel pass and returns its
+/// `body.sums()` sums, the same bits for any thread count and SIMD level,
+/// and the same bits as [`pass`] for the same terms.
+pub(crate) fn pass_n<T: Real, B: BodyN<T>>(n: usize, body: &B) -> Result<Vec<f64>> {
+    let spans = vec![SpanN {
+        body,
+        start: 0,
+        end: n,
+    }];
+    let parts = parallel::map_chunks(spans, simd::dispatch::<T, SpanN<'_, B>>)?;
+    let mut out = vec![0.0; body.sums()];
+    for p in parts {
+        for (o, v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+    Ok(out)
+}
+
 /// A raw read pointer that may cross threads: passes only read through it.
 #[derive(Clone, Copy)]
 pub(crate) struct In<T>(pub *const T);
@@ -206,6 +313,22 @@ impl<T> In<T> {
     #[inline(always)]
     pub unsafe fn get<L: Lanes<T>>(self, i: usize) -> L {
         L::load(self.0.add(i))
+    }
+}
+
+impl<T> In<T> {
+    /// Hints the cache line `i` elements ahead into L1 (no effect on
+    /// results; no fault past the end).
+    #[inline(always)]
+    pub fn prefetch(self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint that never faults.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.0.wrapping_add(i) as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
 }
 
@@ -317,6 +440,63 @@ mod tests {
                             assert_eq!(w.0.to_bits(), got.0.to_bits(), "n={n} {level}");
                             assert_eq!(w.1.to_bits(), got.1.to_bits(), "n={n} {level}");
                         }
+                    }
+                }
+            }
+            set_level(crate::simd::best_level()).unwrap();
+        }
+    }
+
+    /// `[a b, b b]`, as a pass with a run-time number of sums.
+    struct TwoDots<T> {
+        a: In<T>,
+        b: In<T>,
+    }
+
+    impl<T: Real> BodyN<T> for TwoDots<T> {
+        fn sums(&self) -> usize {
+            2
+        }
+
+        unsafe fn at<L: Lanes<T>>(&self, i: usize, acc: &mut [L]) {
+            let b = self.b.get::<L>(i);
+            acc[0] = acc[0].add(self.a.get::<L>(i).mul(b));
+            acc[1] = acc[1].add(b.mul(b));
+        }
+    }
+
+    #[test]
+    fn pass_n_sums_as_pass_does() {
+        for n in [0, 1, 31, 33, 1000, 5 * parallel::CHUNK + 77] {
+            let a = data(n, 4);
+            let b = data(n, 5);
+            let af: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+            let bf: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+            let want = [dot(&a, &b).unwrap(), dot(&b, &b).unwrap()];
+            let want32 = [dot(&af, &bf).unwrap(), dot(&bf, &bf).unwrap()];
+            for level in supported_levels() {
+                set_level(level).unwrap();
+                for threads in [1, 2, 3] {
+                    parallel::set_num_threads(threads).unwrap();
+                    let got = pass_n(
+                        n,
+                        &TwoDots {
+                            a: In(a.as_ptr()),
+                            b: In(b.as_ptr()),
+                        },
+                    );
+                    let got32 = pass_n(
+                        n,
+                        &TwoDots {
+                            a: In(af.as_ptr()),
+                            b: In(bf.as_ptr()),
+                        },
+                    );
+                    for (w, g) in want.iter().zip(got.unwrap()) {
+                        assert_eq!(w.to_bits(), g.to_bits(), "n={n} {level}");
+                    }
+                    for (w, g) in want32.iter().zip(got32.unwrap()) {
+                        assert_eq!(w.to_bits(), g.to_bits(), "n={n} {level} f32");
                     }
                 }
             }
