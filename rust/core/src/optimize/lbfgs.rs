@@ -36,7 +36,7 @@
 //! to `Y'Y`, computed by the first pass of the next direction, which reads
 //! every `s_i` and `y_i` anyway. Two passes stream `(4k + 3) n` elements
 //! (every `s_i` and `y_i` twice, `g` twice, `d` written once), half the
-//! two-loop's traffic for the same `H g` up to rounding (beyond 16 pairs,
+//! two-loop's traffic for the same `H g` up to rounding (beyond 20 pairs,
 //! each pass is split, at `4n` more per split). The passes prefetch their
 //! `2k + 1` streams in software.
 //!
@@ -45,7 +45,7 @@
 //! ([`super::reduce`]), so both results are bit-identical for any thread
 //! count and SIMD level.
 
-use super::reduce::{pass, pass_n, Body, BodyN, In, Out};
+use super::reduce::{accumulate, pass, pass_n, Body, BodyN, In, Out, BLOCK};
 use crate::error::{Error, Result};
 use crate::simd::{Lanes, Real};
 
@@ -170,11 +170,11 @@ pub fn two_loop<T: Real>(
 }
 
 /// The most pairs one pass of [`History::direction`] reads: more pairs are
-/// split into passes of near-equal size. Each pass rereads `g` (and the new
-/// `y`), but keeps the first pass's `4k` accumulators (`BLOCK` slots each)
-/// within L1 and its streams few enough to prefetch (about 1.5x faster at
-/// `m = 40`). Any split gives the same bits.
-const PAIRS_PER_PASS: usize = 16;
+/// split into passes of near-equal size. Each further pass rereads `g` and
+/// the new `y` (first pass) or reads and writes `d` (second pass), but
+/// keeps the streams and accumulators of a pass few (about 1.2x faster at
+/// `m = 40` than one pass). Any split gives the same bits.
+const PAIRS_PER_PASS: usize = 20;
 
 /// How far ahead of the element being read the passes of
 /// [`History::direction`] prefetch each of their streams. With `2k + 1`
@@ -208,24 +208,44 @@ impl<T: Real> BodyN<T> for Gather<'_, T> {
         self.s.len() * (2 + 2 * self.new.len())
     }
 
+    /// Pair by pair through the range, with the pair's sums in registers;
+    /// `g` and the new `y` are read once per pair, from L1 after the first.
     #[inline(always)]
-    unsafe fn at<L: Lanes<T>>(&self, i: usize, acc: &mut [L]) {
-        let g = self.g.get::<L>(i);
-        prefetch::<T, L>(self.g, i);
-        let per = 2 + 2 * self.new.len();
-        for (q, (s, y)) in self.s.iter().zip(self.y).enumerate() {
-            prefetch::<T, L>(*s, i);
-            prefetch::<T, L>(*y, i);
-            let s = s.get::<L>(i);
-            let y = y.get::<L>(i);
-            // SAFETY: `acc` holds `per` sums for each of the pairs.
-            let a = acc.get_unchecked_mut(q * per..(q + 1) * per);
-            a[0] = a[0].add(s.mul(g));
-            a[1] = a[1].add(y.mul(g));
-            for (a, yj) in a[2..].chunks_exact_mut(2).zip(self.new) {
-                let yj = yj.get::<L>(i);
-                a[0] = a[0].add(s.mul(yj));
-                a[1] = a[1].add(y.mul(yj));
+    unsafe fn add<L: Lanes<T>>(&self, start: usize, len: usize, acc: &mut [L]) {
+        let regs = BLOCK / L::N;
+        let per = (2 + 2 * self.new.len()) * regs;
+        let g = self.g;
+        for (q, (&s, &y)) in self.s.iter().zip(self.y).enumerate() {
+            let acc = &mut acc[q * per..(q + 1) * per];
+            if let [yj] = self.new {
+                // The usual case: one new pair. The first pair also
+                // prefetches `g` and the new `y`, which every pair reads.
+                let yj = *yj;
+                let first = q == 0;
+                accumulate::<T, L, 4>(start, len, acc, |i| {
+                    prefetch::<T, L>(s, i);
+                    prefetch::<T, L>(y, i);
+                    if first {
+                        prefetch::<T, L>(g, i);
+                        prefetch::<T, L>(yj, i);
+                    }
+                    let (s, y, g, yj) =
+                        (s.get::<L>(i), y.get::<L>(i), g.get::<L>(i), yj.get::<L>(i));
+                    [s.mul(g), y.mul(g), s.mul(yj), y.mul(yj)]
+                });
+                continue;
+            }
+            for (c, &v) in std::iter::once(&g).chain(self.new).enumerate() {
+                let acc = &mut acc[2 * c * regs..2 * (c + 1) * regs];
+                let first = c == 0;
+                accumulate::<T, L, 2>(start, len, acc, |i| {
+                    if first {
+                        prefetch::<T, L>(s, i);
+                        prefetch::<T, L>(y, i);
+                    }
+                    let (s, y, v) = (s.get::<L>(i), y.get::<L>(i), v.get::<L>(i));
+                    [s.mul(v), y.mul(v)]
+                });
             }
         }
     }

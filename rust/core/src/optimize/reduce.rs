@@ -14,6 +14,12 @@
 //!
 //! For `f32` the slots accumulate in `f32` (at most `CHUNK / BLOCK` = 512
 //! terms each) and everything above them in f64.
+//!
+//! `pass` takes `S` sums fixed at compile time, in registers. `pass_n`
+//! takes a number known at run time (the L-BFGS direction has four per
+//! pair): its body adds its own terms a few blocks at a time, a few sums at
+//! a time in registers (`accumulate`), into the same slots in the same
+//! order, so its sums have the bits `pass` would give them.
 
 use crate::error::Result;
 use crate::parallel::{self, Split};
@@ -187,17 +193,94 @@ pub(crate) fn pass_inline<T: Real, const S: usize, B: Body<T, S>>(n: usize, body
     })
 }
 
-/// The element-wise body of a pass with a number of sums known only at run
-/// time (say, four per L-BFGS pair): processes elements `i .. i + L::N` and
-/// adds its term of sum `k` to `acc[k]` (`acc[k] = acc[k].add(term)`), once
-/// per sum and call, for `k < sums()`.
+/// The body of a pass with a number of sums known only at run time (say,
+/// four per L-BFGS pair), which adds its terms to the accumulators itself,
+/// a range of elements at a time, so that it can keep a few sums in
+/// registers while it goes through the range (see [`accumulate`]).
 pub(crate) trait BodyN<T: Real>: Sync {
     fn sums(&self) -> usize;
 
+    /// Adds the terms of elements `start .. start + len`, in order: the term
+    /// of element `start + j` for sum `k` goes to lane `j % L::N` of
+    /// `acc[k * regs + (j % BLOCK) / L::N]`, `regs = BLOCK / L::N`, i.e. to
+    /// slot `j % BLOCK` of sum `k`. `len` is a multiple of `BLOCK`, or less
+    /// than `BLOCK` with `L = T` (a range's tail).
+    ///
     /// # Safety
-    /// As [`Body::at`]; `acc.len() == self.sums()`.
-    unsafe fn at<L: Lanes<T>>(&self, i: usize, acc: &mut [L]);
+    /// As [`Body::at`] for every element of the range;
+    /// `acc.len() == self.sums() * regs`.
+    unsafe fn add<L: Lanes<T>>(&self, start: usize, len: usize, acc: &mut [L]);
 }
+
+/// For [`BodyN::add`]: adds `G` sums of `term(i)` over elements
+/// `start .. start + len` to `acc` (`G * regs` accumulators, laid out as in
+/// [`BodyN::add`]), holding them in registers over whole blocks. A slot only
+/// ever receives its own elements, so the registers of a block can be taken
+/// a group at a time (all blocks for the first group, then the next): with
+/// at most half the register file live (16 of AVX-512's 32, 8 of AVX2's
+/// 16; 8 elsewhere), nothing spills, and each slot still adds its terms in
+/// order.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // registers by index, as in `Span::run`
+pub(crate) unsafe fn accumulate<T: Real, L: Lanes<T>, const G: usize>(
+    start: usize,
+    len: usize,
+    acc: &mut [L],
+    term: impl Fn(usize) -> [L; G],
+) {
+    let regs = BLOCK / L::N;
+    if !len.is_multiple_of(BLOCK) {
+        // A tail (`L = T`, one slot per accumulator), in memory.
+        for j in 0..len {
+            let t = term(start + j);
+            for k in 0..G {
+                acc[k * regs + j] = acc[k * regs + j].add(t[k]);
+            }
+        }
+        return;
+    }
+    let live = if std::mem::size_of::<L>() >= 64 {
+        16
+    } else {
+        8
+    };
+    // A power of two, so it divides `regs`: a constant, and the loops over
+    // a group unroll with the accumulators in registers.
+    let group = prev_power_of_two(live / G).min(regs);
+    for r0 in (0..regs).step_by(group) {
+        let mut a = [[L::splat(T::ZERO); BLOCK]; G];
+        for k in 0..G {
+            a[k][..group].copy_from_slice(&acc[k * regs + r0..k * regs + r0 + group]);
+        }
+        let mut i = start + r0 * L::N;
+        while i < start + len {
+            for r in 0..group {
+                let t = term(i + r * L::N);
+                for k in 0..G {
+                    a[k][r] = a[k][r].add(t[k]);
+                }
+            }
+            i += BLOCK;
+        }
+        for k in 0..G {
+            acc[k * regs + r0..k * regs + r0 + group].copy_from_slice(&a[k][..group]);
+        }
+    }
+}
+
+/// The largest power of two `<= x` (1 for 0).
+const fn prev_power_of_two(x: usize) -> usize {
+    if x <= 1 {
+        1
+    } else {
+        1 << (usize::BITS - 1 - x.leading_zeros())
+    }
+}
+
+/// Elements per [`BodyN::add`] call: a few blocks, so that a body that
+/// goes through its streams one after the other within the range finds
+/// the ones it rereads (say `g` for every pair) in L1.
+const TILE: usize = 8 * BLOCK;
 
 /// A range of a [`pass_n`].
 struct SpanN<'a, B> {
@@ -231,9 +314,8 @@ impl<B: Sync> Split for SpanN<'_, B> {
 impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
     type Output = Vec<f64>;
 
-    /// The slots of [`Span::run`], with the sums of one register (or of one
-    /// slot, in the tail) side by side: `acc[r * s + k]` holds register `r`
-    /// of sum `k`, `slots[j * s + k]` slot `j` of sum `k`.
+    /// The slots of [`Span::run`], sum by sum: `acc[k * regs + r]` holds
+    /// register `r` of sum `k`, `slots[k * BLOCK + j]` slot `j` of sum `k`.
     #[inline(always)]
     unsafe fn run<V: Lanes<T>>(self) -> Vec<f64> {
         let s = self.body.sums();
@@ -243,32 +325,24 @@ impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
         let mut acc = vec![V::splat(T::ZERO); regs * s];
         let mut i = self.start;
         while i < self.start + body_len {
-            for (r, a) in acc.chunks_exact_mut(s.max(1)).enumerate() {
-                self.body.at::<V>(i + r * V::N, a);
-            }
-            i += BLOCK;
+            let step = TILE.min(self.start + body_len - i);
+            self.body.add::<V>(i, step, &mut acc);
+            i += step;
         }
         let mut slots = vec![T::ZERO; BLOCK * s];
-        let mut lanes = [T::ZERO; 16];
-        for r in 0..regs {
-            for k in 0..s {
-                acc[r * s + k].store(lanes.as_mut_ptr());
-                for (l, &v) in lanes[..V::N].iter().enumerate() {
-                    slots[(r * V::N + l) * s + k] = v;
-                }
-            }
+        for (r, a) in acc.iter().enumerate() {
+            let (k, reg) = (r / regs, r % regs);
+            a.store(slots.as_mut_ptr().add(k * BLOCK + reg * V::N));
         }
-        for j in body_len..len {
-            let slot = j - body_len;
+        if body_len < len {
             self.body
-                .at::<T>(self.start + j, &mut slots[slot * s..(slot + 1) * s]);
+                .add::<T>(self.start + body_len, len - body_len, &mut slots);
         }
-        (0..s)
-            .map(|k| {
+        slots
+            .chunks_exact(BLOCK)
+            .map(|c| {
                 let mut col = [T::ZERO; BLOCK];
-                for (j, c) in col.iter_mut().enumerate() {
-                    *c = slots[j * s + k];
-                }
+                col.copy_from_slice(c);
                 tree(&col)
             })
             .collect()
@@ -458,10 +532,11 @@ mod tests {
             2
         }
 
-        unsafe fn at<L: Lanes<T>>(&self, i: usize, acc: &mut [L]) {
-            let b = self.b.get::<L>(i);
-            acc[0] = acc[0].add(self.a.get::<L>(i).mul(b));
-            acc[1] = acc[1].add(b.mul(b));
+        unsafe fn add<L: Lanes<T>>(&self, start: usize, len: usize, acc: &mut [L]) {
+            accumulate::<T, L, 2>(start, len, acc, |i| {
+                let b = self.b.get::<L>(i);
+                [self.a.get::<L>(i).mul(b), b.mul(b)]
+            });
         }
     }
 
