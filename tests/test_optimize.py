@@ -318,8 +318,9 @@ def test_direction_without_pairs_is_steepest_descent():
     assert _core.lbfgs_direction([], [], g, m=3).tobytes() == (-g).tobytes()
     # Only rejected pairs: the same.
     assert _core.lbfgs_direction([g], [-g], g, m=3).tobytes() == (-g).tobytes()
-    with pytest.raises(ValueError, match="m"):
-        _core.lbfgs_direction([], [], g, m=0)
+    for m in (0, -1):
+        with pytest.raises(ValueError, match="m"):
+            _core.lbfgs_direction([], [], g, m=m)
     with pytest.raises(ValueError):
         _core.lbfgs_direction([g[:5]], [g], g, m=3)
 

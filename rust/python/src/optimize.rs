@@ -347,8 +347,10 @@ pub fn lbfgs_direction<'py>(
     s: &Bound<'py, PyList>,
     y: &Bound<'py, PyList>,
     g: &Bound<'py, PyAny>,
-    m: usize,
+    m: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let m = usize::try_from(m)
+        .map_err(|_| value_error(format!("invalid m: {m} (expected an integer >= 1)")))?;
     match dtype_of(g, Label::arg("g"))? {
         Dtype::F32 => direction_typed::<f32>(py, s, y, g, m, Dtype::F32),
         Dtype::F64 => direction_typed::<f64>(py, s, y, g, m, Dtype::F64),
