@@ -460,17 +460,13 @@ impl<T: Real> History<T> {
         }
         let k = self.order.len();
         let w = self.m + 1;
-        let row = |j: usize| j * n..(j + 1) * n;
-        let s: Vec<In<T>> = self
-            .order
-            .iter()
-            .map(|&j| In(self.s[row(j)].as_ptr()))
-            .collect();
-        let y: Vec<In<T>> = self
-            .order
-            .iter()
-            .map(|&j| In(self.y[row(j)].as_ptr()))
-            .collect();
+        let rows = |buf: &[T]| -> Vec<In<T>> {
+            let order = self.order.iter();
+            order
+                .map(|&j| In(buf[j * n..(j + 1) * n].as_ptr()))
+                .collect()
+        };
+        let (s, y) = (rows(&self.s), rows(&self.y));
         // a = S'g, b = Y'g, and the new columns of R and Y'Y.
         let new: Vec<usize> = (0..k)
             .filter(|&q| self.stale.contains(&self.order[q]))
@@ -501,18 +497,15 @@ impl<T: Real> History<T> {
         let a: Vec<f64> = sums.chunks_exact(per).map(|c| c[0]).collect();
         let b: Vec<f64> = sums.chunks_exact(per).map(|c| c[1]).collect();
         let gamma = self.gamma;
-        let r: Vec<f64> = self
-            .order
-            .iter()
-            .flat_map(|&oi| self.order.iter().map(move |&oj| oi * w + oj))
-            .map(|ij| self.sy[ij])
-            .collect();
-        let yy: Vec<f64> = self
-            .order
-            .iter()
-            .flat_map(|&oi| self.order.iter().map(move |&oj| oi * w + oj))
-            .map(|ij| self.yy[ij])
-            .collect();
+        // R (read above the diagonal) and Y'Y in the ring's order.
+        let square = |mat: &[f64]| -> Vec<f64> {
+            let order = &self.order;
+            order
+                .iter()
+                .flat_map(|&oi| order.iter().map(move |&oj| mat[oi * w + oj]))
+                .collect()
+        };
+        let (r, yy) = (square(&self.sy), square(&self.yy));
         let (u, p) = compact(&r, &yy, &a, &b, gamma);
         // d = -(gamma g + S p - gamma Y u).
         let cs: Vec<T> = p.iter().map(|&v| T::from_f64(-v)).collect();
@@ -590,25 +583,10 @@ pub(crate) fn physical_memory() -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::reduce::tests::data;
     use super::*;
     use crate::parallel::{self, CHUNK};
     use crate::simd::{best_level, set_level, supported_levels};
-
-    struct Rng(u64);
-
-    impl Rng {
-        /// Uniform in [-1, 1).
-        fn next(&mut self) -> f64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        }
-        fn vec(&mut self, n: usize) -> Vec<f64> {
-            (0..n).map(|_| self.next()).collect()
-        }
-    }
 
     /// `H g` by the two-loop recursion, plainly in f64 (the reference).
     fn reference(pairs: &[(Vec<f64>, Vec<f64>)], g: &[f64]) -> Vec<f64> {
@@ -652,14 +630,14 @@ mod tests {
         reject: usize,
         seed: u64,
     ) -> Vec<(Vec<f64>, Vec<f64>, bool)> {
-        let mut rng = Rng(seed);
         let b: Vec<f64> = (0..n)
             .map(|i| cond.powf(i as f64 / (n.max(2) - 1) as f64))
             .collect();
         let mut last = vec![0.0; n];
         (0..count)
             .map(|c| {
-                let mut s: Vec<f64> = last.iter().map(|v| drift * v + rng.next()).collect();
+                let noise = data(n, 1000 * seed + c as u64);
+                let mut s: Vec<f64> = last.iter().zip(noise).map(|(v, e)| drift * v + e).collect();
                 let rms = (s.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
                 s.iter_mut().for_each(|v| *v /= rms);
                 last.clone_from(&s);
@@ -726,7 +704,7 @@ mod tests {
             (CHUNK + 17, 4, 11, 1e3, 1.0),
         ] {
             let pairs = stream(n, count, cond, drift, 4, n as u64);
-            let g = Rng(99).vec(n);
+            let g = data(n, 99);
             let want: Vec<f64> = reference(&accepted(m, &pairs), &g)
                 .iter()
                 .map(|v| -v)
@@ -750,7 +728,7 @@ mod tests {
     fn compact_direction_matches_two_loop_on_the_history() {
         let (n, m) = (500, 5);
         let pairs = stream(n, 12, 1e3, 1.0, 5, 7);
-        let g = Rng(3).vec(n);
+        let g = data(n, 3);
         let mut h = History::<f64>::new(n, m).unwrap();
         let mut d = vec![0.0; n];
         let mut want = vec![0.0; n];
@@ -787,7 +765,7 @@ mod tests {
         // 4 pairs, the third rejected, into a history of 2: the ring wraps.
         let n = parallel::INLINE_MAX + 45;
         let pairs = stream(n, 4, 1e3, 1.0, 3, 11);
-        let g = Rng(5).vec(n);
+        let g = data(n, 5);
         let mut want: Option<(Vec<u64>, Vec<u32>, u64, u64)> = None;
         for level in supported_levels() {
             set_level(level).unwrap();

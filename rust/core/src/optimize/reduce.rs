@@ -467,11 +467,12 @@ pub fn abs_max<T: Real>(a: &[T]) -> Result<f64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::simd::{set_level, supported_levels};
 
-    fn data(n: usize, seed: u64) -> Vec<f64> {
+    /// `n` numbers uniform in [-1, 1), from `seed`.
+    pub(crate) fn data(n: usize, seed: u64) -> Vec<f64> {
         let mut s = seed;
         (0..n)
             .map(|_| {
