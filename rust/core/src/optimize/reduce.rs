@@ -231,6 +231,7 @@ pub(crate) unsafe fn accumulate<T: Real, L: Lanes<T>, const G: usize>(
     let regs = BLOCK / L::N;
     if !len.is_multiple_of(BLOCK) {
         // A tail (`L = T`, one slot per accumulator), in memory.
+        debug_assert_eq!(L::N, 1);
         for j in 0..len {
             let t = term(start + j);
             for k in 0..G {
