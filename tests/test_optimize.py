@@ -241,6 +241,103 @@ def test_two_loop_is_bit_identical_across_levels_and_threads():
                 assert _core.lbfgs_two_loop(s, y, v).tobytes() == want, (level, n)
 
 
+# -- the search direction of minimize: the compact representation -----------------------
+
+
+def lbfgs_run_pairs(n=60, cond=1e4, iters=30):
+    """The pairs of an L-BFGS run on a quadratic of condition ``cond``
+    (consecutive steps nearly parallel: an ill-conditioned ``R = triu(S'Y)``)."""
+    fun, _, _ = quadratic(n=n, cond=cond, seed=7)
+    x0 = np.zeros(n)
+    xs, gs = [x0], [fun(x0)[1]]
+
+    def keep(r):
+        xs.append(r.x.copy())
+        gs.append(r.jac.copy())
+
+    minimize(fun, x0, m=5, max_iter=iters, gtol=0.0, ftol=0.0, callback=keep)
+    s = [b - a for a, b in zip(xs, xs[1:])]
+    y = [b - a for a, b in zip(gs, gs[1:])]
+    return s, y, gs[-1]
+
+
+def ill_conditioned_pairs(n, k, cond=1e4, seed=3):
+    """y = B s, B diagonal with eigenvalues log-spaced in [1, cond]."""
+    rng = np.random.default_rng(seed)
+    b = np.logspace(0, np.log10(cond), n)
+    s = [rng.standard_normal(n) for _ in range(k)]
+    return s, [b * si for si in s], rng.standard_normal(n)
+
+
+def with_rejected(s, y, at):
+    """The pairs with one more, at ``at``, that fails the curvature guard."""
+    s, y = list(s), list(y)
+    s.insert(at, s[at].copy())
+    y.insert(at, -y[at])
+    return s, y
+
+
+def direction_reference(s, y, g, m):
+    """-H g by the NumPy two-loop recursion over the last m pairs with s'y > 0."""
+    kept = [(si, yi) for si, yi in zip(s, y) if float(si @ yi) > 0][-m:]
+    return -lbfgs_two_loop([p[0] for p in kept], [p[1] for p in kept], g)
+
+
+HISTORIES = {
+    "well-conditioned": lambda: random_pairs(1000, 14, np.float64, seed=2),
+    "diagonal, cond 1e4": lambda: ill_conditioned_pairs(1000, 14),
+    "an L-BFGS run, cond 1e4": lambda: lbfgs_run_pairs(),
+    "across chunks": lambda: random_pairs(3 * 16384 + 17, 9, np.float64, seed=4),
+}
+
+
+@pytest.mark.parametrize("history", list(HISTORIES))
+@pytest.mark.parametrize("m", [1, 3, 5, 10, 20])
+def test_direction_matches_the_numpy_two_loop(history, m):
+    # The ring wraps (more pairs than m, except m = 20) and one pair fails
+    # the curvature guard; the direction is taken after every pair, as in
+    # minimize, so each new pair's column of R and Y'Y is filled in turn.
+    s, y, g = HISTORIES[history]()
+    s, y = with_rejected(s, y, at=len(s) // 2)
+    want = direction_reference(s, y, g, m)
+    got = _core.lbfgs_direction(s, y, g, m=m)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    s32, y32, g32 = (
+        [a.astype(np.float32) for a in s],
+        [a.astype(np.float32) for a in y],
+        g.astype(np.float32),
+    )
+    got32 = _core.lbfgs_direction(s32, y32, g32, m=m)
+    assert got32.dtype == np.float32
+    scale = np.abs(want).max()
+    assert np.abs(got32 - want).max() <= 1e-4 * scale
+
+
+def test_direction_without_pairs_is_steepest_descent():
+    g = np.random.default_rng(0).standard_normal(100)
+    assert _core.lbfgs_direction([], [], g, m=3).tobytes() == (-g).tobytes()
+    # Only rejected pairs: the same.
+    assert _core.lbfgs_direction([g], [-g], g, m=3).tobytes() == (-g).tobytes()
+    for m in (0, -1):
+        with pytest.raises(ValueError, match="m"):
+            _core.lbfgs_direction([], [], g, m=m)
+    with pytest.raises(ValueError):
+        _core.lbfgs_direction([g[:5]], [g], g, m=3)
+
+
+def test_direction_is_bit_identical_across_levels_and_threads():
+    s, y, g = random_pairs(5 * 16384 + 3, 9, np.float64, seed=5)
+    s, y = with_rejected(s, y, at=4)
+    for dtype in (np.float64, np.float32):
+        args = [a.astype(dtype) for a in s], [a.astype(dtype) for a in y], g.astype(dtype)
+        with threads(1), simd("scalar"):
+            want = _core.lbfgs_direction(*args, m=4).tobytes()
+        for level in LEVELS:
+            for n in (1, 2, 3):
+                with threads(n), simd(level):
+                    assert _core.lbfgs_direction(*args, m=4).tobytes() == want, (level, n)
+
+
 def test_hess_inv_uses_the_iterations_gamma():
     fun, _a, _ = quadratic(n=30, cond=100, seed=6)
     r = minimize(fun, np.ones(30), m=5, max_iter=8)

@@ -94,6 +94,12 @@ def lbfgs_two_loop(
     negate: bool = False,
 ) -> np.ndarray: ...
 
+# minimize's L-BFGS direction -H g (compact representation) after offering
+# the pairs to a history of m (pairs with s'y <= 0 are dropped).
+def lbfgs_direction(
+    s: list[np.ndarray], y: list[np.ndarray], g: np.ndarray, *, m: int
+) -> np.ndarray: ...
+
 # Polyak averaging (lec7rs.averaging): folds params into averages in place;
 # count = updates so far (0 copies), decay None = running mean.
 def average_update(

@@ -2,7 +2,7 @@
 ``OptimizeResult`` conventions.
 
 The objective stays a Python callable; the optimizer's own work per
-iteration (the two-loop recursion, the BFGS update, the line search's trial
+iteration (the L-BFGS direction, the BFGS update, the line search's trial
 points and dot products) runs in Rust with the GIL released, multi-threaded
 and bit-identical for any thread count and SIMD level.
 """
@@ -80,12 +80,13 @@ class LbfgsInvHessProduct:
     """The L-BFGS inverse Hessian approximation ``H`` of the last iterate,
     as a linear operator: ``matvec(v) = H v``, ``dot(v)``, ``todense()``.
 
-    ``H`` is what the iterations used: the two-loop recursion over the
-    stored pairs ``(s_i, y_i)`` with ``H0 = gamma I``,
-    ``gamma = s'y / y'y`` of the newest pair (SciPy's
-    ``LbfgsInvHessProduct`` uses ``H0 = I`` instead, so its ``H`` is not the
-    one its iterations used). ``H v`` is computed in Rust, in the history's
-    dtype; ``todense()`` costs ``n`` products (``O(m n^2)``).
+    ``H`` is what the iterations used: the L-BFGS matrix of the stored
+    pairs ``(s_i, y_i)`` with ``H0 = gamma I``, ``gamma = s'y / y'y`` of the
+    newest pair (SciPy's ``LbfgsInvHessProduct`` uses ``H0 = I`` instead, so
+    its ``H`` is not the one its iterations used). ``H v`` is computed in
+    Rust by the two-loop recursion, in the history's dtype (the iterations
+    apply the same ``H`` by the compact representation: equal up to
+    rounding); ``todense()`` costs ``n`` products (``O(m n^2)``).
     """
 
     def __init__(self, s: list, y: list):
@@ -179,10 +180,13 @@ def minimize(
         The starting point, float32 or float64 (a list is read as float64),
         any shape. The result keeps its dtype and shape.
     method : {"L-BFGS", "BFGS", "Newton"} (case-insensitive)
-        - ``"L-BFGS"``: the two-loop recursion over the last ``m`` pairs
-          ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k``, with
-          ``H0 = (s'y / y'y) I``. A pair with ``s'y <= eps * (-g_k's)`` is
-          skipped (L-BFGS-B's curvature guard). Memory ``2 (m + 1) n``.
+        - ``"L-BFGS"``: the inverse Hessian approximation of the last
+          ``m`` pairs ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k``, with
+          ``H0 = (s'y / y'y) I``, applied as L-BFGS-B does, by the compact
+          representation (Byrd, Nocedal & Schnabel 1994): two passes over
+          the pairs per iteration, ``(4m + 3) n`` elements of memory
+          traffic. A pair with ``s'y <= eps * (-g_k's)`` is skipped
+          (L-BFGS-B's curvature guard). Memory ``2 (m + 1) n``.
         - ``"BFGS"``: a dense ``n x n`` inverse Hessian, ``H0 = I`` for the
           first step and ``(y's / y'y) I`` before the first update (Nocedal
           & Wright eq. 6.20). Memory ``n^2``.

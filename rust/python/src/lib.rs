@@ -35,6 +35,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::adam_check, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::minimize, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
+    m.add_function(wrap_pyfunction!(optimize::lbfgs_direction, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::cholesky_solve, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_update, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_check, m)?)?;

@@ -1,12 +1,16 @@
-//! `_core.minimize` (the loop of `lec7rs.optimize.minimize`) and
-//! `_core.lbfgs_two_loop` (the L-BFGS inverse Hessian product).
+//! `_core.minimize` (the loop of `lec7rs.optimize.minimize`),
+//! `_core.lbfgs_two_loop` (the L-BFGS inverse Hessian product by the
+//! two-loop recursion) and `_core.lbfgs_direction` (the search direction
+//! of `minimize`, by the compact representation).
 //!
 //! The loop drives the core's [`Minimizer`] state machine: the objective,
 //! the callback and the Newton solver are Python callables, run with the
-//! GIL held; every pass of the optimizer itself (two-loop recursion, BFGS
+//! GIL held; every pass of the optimizer itself (L-BFGS direction, BFGS
 //! update, line search steps, copies) runs with the GIL released.
 
-use lec7rs_core::optimize::{two_loop, HessInv, Method, Minimizer, Options, Pair, Request, Search};
+use lec7rs_core::optimize::{
+    two_loop, HessInv, History, Method, Minimizer, Options, Pair, Request, Search,
+};
 use lec7rs_core::simd::Real;
 use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
@@ -236,8 +240,9 @@ fn unpack<'py>(out: &Bound<'py, PyAny>) -> PyResult<(f64, Bound<'py, PyAny>)> {
 /// `H v` (or `-H v` with `negate`) for the L-BFGS pairs `s[i]`, `y[i]`
 /// (oldest first, 1-D arrays of `v`'s length and dtype), with
 /// `rho_i = 1 / s_i'y_i` and `H0 = gamma I`, `gamma = s'y / y'y` of the
-/// newest pair, unless `rho` / `gamma` are given. Bit-identical to the
-/// direction inside `minimize` for the same pairs.
+/// newest pair, unless `rho` / `gamma` are given. `minimize` computes the
+/// same `-H g` by the compact representation (`lbfgs_direction`), equal up
+/// to rounding.
 #[pyfunction]
 #[pyo3(signature = (s, y, v, *, rho=None, gamma=None, negate=false))]
 pub fn lbfgs_two_loop<'py>(
@@ -324,6 +329,84 @@ fn two_loop_typed<'py, T: Real + Element>(
             (None, None) => 1.0,
         };
         two_loop(&pairs, g, v_sl, &mut out, negate, v_sl).map(|_| ())
+    });
+    outcome.context("")?;
+    Ok(out.into_pyarray(py).into_any())
+}
+
+/// The search direction `d = -H g` of `minimize` (the compact
+/// representation) after the pairs `s[i]`, `y[i]` (oldest first, 1-D arrays
+/// of `g`'s length and dtype) were offered one by one to a history of `m`
+/// pairs, as `minimize` offers them: a pair with `s'y <= 0` (or not finite,
+/// or `y = 0`) fails the curvature guard and is dropped, and a direction is
+/// taken after each pair. With no pairs kept, `d = -g`.
+#[pyfunction]
+#[pyo3(signature = (s, y, g, *, m))]
+pub fn lbfgs_direction<'py>(
+    py: Python<'py>,
+    s: &Bound<'py, PyList>,
+    y: &Bound<'py, PyList>,
+    g: &Bound<'py, PyAny>,
+    m: i64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let m = usize::try_from(m)
+        .map_err(|_| value_error(format!("invalid m: {m} (expected an integer >= 1)")))?;
+    match dtype_of(g, Label::arg("g"))? {
+        Dtype::F32 => direction_typed::<f32>(py, s, y, g, m, Dtype::F32),
+        Dtype::F64 => direction_typed::<f64>(py, s, y, g, m, Dtype::F64),
+    }
+}
+
+fn direction_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    s: &Bound<'py, PyList>,
+    y: &Bound<'py, PyList>,
+    g: &Bound<'py, PyAny>,
+    m: usize,
+    dtype: Dtype,
+) -> PyResult<Bound<'py, PyAny>> {
+    let k = s.len();
+    if y.len() != k {
+        return Err(value_error(format!(
+            "s and y: expected as many y as s ({k}), got {}",
+            y.len()
+        )));
+    }
+    let g_in = read::<T>(g, Label::arg("g"), dtype)?;
+    if g_in.shape().len() != 1 {
+        return Err(value_error(format!(
+            "g: expected a 1-D array, got {} dimensions",
+            g_in.shape().len()
+        )));
+    }
+    let mut inputs = Vec::with_capacity(2 * k);
+    for (list, what) in [(s, Label::arg("s[i]")), (y, Label::arg("y[i]"))] {
+        for item in list.iter() {
+            let a = read::<T>(&item, what, dtype)?;
+            same_shape(g_in.shape(), Label::arg("g"), a.shape(), what)?;
+            inputs.push(a);
+        }
+    }
+    let slices: Vec<&[T]> = inputs.iter().map(|a| a.as_slice()).collect();
+    let (s_in, y_in) = slices.split_at(k);
+    let g_sl = g_in.as_slice();
+    let n = g_sl.len();
+    let mut out = vec![T::ZERO; n];
+    let outcome = py.detach(|| -> lec7rs_core::Result<()> {
+        let mut h = History::<T>::new(n, m)?;
+        h.direction(g_sl, &mut out)?;
+        for (si, yi) in s_in.iter().zip(y_in) {
+            let (hs, hy) = h.spare_mut();
+            hs.copy_from_slice(si);
+            hy.copy_from_slice(yi);
+            let sy = lec7rs_core::optimize::dot(si, yi)?;
+            let yy = lec7rs_core::optimize::dot(yi, yi)?;
+            if sy > 0.0 && sy.is_finite() && yy > 0.0 {
+                h.commit(sy, yy);
+            }
+            h.direction(g_sl, &mut out)?;
+        }
+        Ok(())
     });
     outcome.context("")?;
     Ok(out.into_pyarray(py).into_any())

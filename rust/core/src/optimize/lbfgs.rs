@@ -1,11 +1,15 @@
 //! L-BFGS: the history of the last `m` pairs `s = x_{k+1} - x_k`,
-//! `y = g_{k+1} - g_k`, and the two-loop recursion that applies the inverse
-//! Hessian approximation `H` (Nocedal & Wright, Algorithm 7.4):
+//! `y = g_{k+1} - g_k`, and two ways to apply the inverse Hessian
+//! approximation `H` they define (with `H0 = gamma I`,
+//! `gamma = s_{k-1}'y_{k-1} / y_{k-1}'y_{k-1}`, the newest pair's).
+//!
+//! [`two_loop`] is the two-loop recursion (Nocedal & Wright, Algorithm 7.4),
+//! behind `_core.lbfgs_two_loop` and `hess_inv`:
 //!
 //! ```text
 //! q = v
 //! for i = k-1 .. k-m:  alpha_i = rho_i s_i'q;  q = q - alpha_i y_i
-//! r = gamma q                    gamma = s_{k-1}'y_{k-1} / y_{k-1}'y_{k-1}
+//! r = gamma q
 //! for i = k-m .. k-1:  beta_i = rho_i y_i'r;   r = r + (alpha_i - beta_i) s_i
 //! H v = r                        rho_i = 1 / s_i'y_i
 //! ```
@@ -14,13 +18,34 @@
 //! reads the vector that pass `j` just wrote), so the recursion over `k`
 //! pairs is `2k + 1` passes over memory instead of `4k + 1`: it streams
 //! `(8k + 2) n` elements (every `s_i` and `y_i` twice, and the work vector
-//! read and written once per pass). Scalars (`alpha`, `beta`, `rho`,
-//! `gamma`) are computed in f64 and rounded to the element type where they
+//! read and written once per pass).
+//!
+//! [`History::direction`], the search direction of `minimize`, computes the
+//! same `H g` from the compact representation of Byrd, Nocedal & Schnabel
+//! (1994), as L-BFGS-B does, with `S = [s_oldest .. s_newest]`, `Y` alike:
+//!
+//! ```text
+//! a = S'g,  b = Y'g                       (k-vectors, one pass)
+//! u = R^-1 a                              R = upper triangle of S'Y
+//! p = R^-T ((D + gamma Y'Y) u - gamma b)  D = diag(s_i'y_i)
+//! H g = gamma g + S p - gamma Y u         (one pass, writes d = -H g)
+//! ```
+//!
+//! The `k x k` matrices `R` and `Y'Y` are kept in the history: a pair that
+//! enters adds a column `s_i'y_new` to `R` and a row and column `y_i'y_new`
+//! to `Y'Y`, computed by the first pass of the next direction, which reads
+//! every `s_i` and `y_i` anyway. Two passes stream `(4k + 3) n` elements
+//! (every `s_i` and `y_i` twice, `g` twice, `d` written once), half the
+//! two-loop's traffic for the same `H g` up to rounding (beyond 20 pairs,
+//! each pass is split, at `4n` more per split). The passes prefetch their
+//! `2k + 1` streams in software.
+//!
+//! Scalars are computed in f64 and rounded to the element type where they
 //! multiply a vector. Every pass is a deterministic reduction
-//! ([`super::reduce`]), so the result is bit-identical for any thread count
-//! and SIMD level.
+//! ([`super::reduce`]), so both results are bit-identical for any thread
+//! count and SIMD level.
 
-use super::reduce::{pass, Body, In, Out};
+use super::reduce::{accumulate, pass, pass_n, Body, BodyN, In, Out, BLOCK};
 use crate::error::{Error, Result};
 use crate::simd::{Lanes, Real};
 
@@ -144,6 +169,168 @@ pub fn two_loop<T: Real>(
     Ok(dot)
 }
 
+/// The most pairs one pass of [`History::direction`] reads: more pairs are
+/// split into passes of near-equal size. Each further pass rereads `g` and
+/// the new `y` (first pass) or reads and writes `d` (second pass), but
+/// keeps the streams and accumulators of a pass few (about 1.2x faster at
+/// `m = 40` than one pass). Any split gives the same bits.
+const PAIRS_PER_PASS: usize = 20;
+
+/// How far ahead of the element being read the passes of
+/// [`History::direction`] prefetch each of their streams. With `2k + 1`
+/// streams the hardware prefetchers fall behind (about 1.3x slower at
+/// `m = 10` without it).
+const PREFETCH_BYTES: usize = 1024;
+
+/// Prefetches `at + PREFETCH_BYTES` of `stream` from a vector body (the
+/// scalar level and tails skip it).
+#[inline(always)]
+fn prefetch<T: Real, L: Lanes<T>>(stream: In<T>, at: usize) {
+    if L::N > 1 {
+        stream.prefetch(at + PREFETCH_BYTES / std::mem::size_of::<T>());
+    }
+}
+
+/// `a_i = s_i'g` and `b_i = y_i'g` for every pair, and for each new pair
+/// `j` the dot products `s_i'y_j` and `y_i'y_j` over every pair `i`: per
+/// pair `i`, the sums `[a_i, b_i, s_i'y_j, y_i'y_j, ...]` (`2 + 2 new.len()`
+/// of them).
+struct Gather<'a, T> {
+    g: In<T>,
+    s: &'a [In<T>],
+    y: &'a [In<T>],
+    /// The new pairs' `y`.
+    new: &'a [In<T>],
+}
+
+impl<T: Real> BodyN<T> for Gather<'_, T> {
+    fn sums(&self) -> usize {
+        self.s.len() * (2 + 2 * self.new.len())
+    }
+
+    /// Pair by pair through the range, with the pair's sums in registers;
+    /// `g` and the new `y` are read once per pair, from L1 after the first.
+    #[inline(always)]
+    unsafe fn add<L: Lanes<T>>(&self, start: usize, len: usize, acc: &mut [L]) {
+        let regs = BLOCK / L::N;
+        let per = (2 + 2 * self.new.len()) * regs;
+        let g = self.g;
+        for (q, (&s, &y)) in self.s.iter().zip(self.y).enumerate() {
+            let acc = &mut acc[q * per..(q + 1) * per];
+            if let [yj] = self.new {
+                // The usual case: one new pair. The first pair also
+                // prefetches `g` and the new `y`, which every pair reads.
+                let yj = *yj;
+                let first = q == 0;
+                accumulate::<T, L, 4>(start, len, acc, |i| {
+                    prefetch::<T, L>(s, i);
+                    prefetch::<T, L>(y, i);
+                    if first {
+                        prefetch::<T, L>(g, i);
+                        prefetch::<T, L>(yj, i);
+                    }
+                    let (s, y, g, yj) =
+                        (s.get::<L>(i), y.get::<L>(i), g.get::<L>(i), yj.get::<L>(i));
+                    [s.mul(g), y.mul(g), s.mul(yj), y.mul(yj)]
+                });
+                continue;
+            }
+            for (c, &v) in std::iter::once(&g).chain(self.new).enumerate() {
+                let acc = &mut acc[2 * c * regs..2 * (c + 1) * regs];
+                let first = c == 0;
+                accumulate::<T, L, 2>(start, len, acc, |i| {
+                    if first {
+                        prefetch::<T, L>(s, i);
+                        prefetch::<T, L>(y, i);
+                    }
+                    let (s, y, v) = (s.get::<L>(i), y.get::<L>(i), v.get::<L>(i));
+                    [s.mul(v), y.mul(v)]
+                });
+            }
+        }
+    }
+}
+
+/// `d = cg g + sum_i (cs_i s_i + cy_i y_i)`, added in that order; a pass
+/// after the `first` adds its pairs to `d` instead (`d` holds the same
+/// bits a single pass would have had in a register there), and the `last`
+/// returns `g'd`.
+struct Combine<'a, T> {
+    d: Out<T>,
+    g: In<T>,
+    cg: T,
+    s: &'a [In<T>],
+    y: &'a [In<T>],
+    cs: &'a [T],
+    cy: &'a [T],
+    first: bool,
+    last: bool,
+}
+
+impl<T: Real> Body<T, 1> for Combine<'_, T> {
+    #[inline(always)]
+    unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; 1], L) {
+        let mut w = if self.first {
+            prefetch::<T, L>(self.g, i);
+            self.g.get::<L>(i).mul(L::splat(self.cg))
+        } else {
+            self.d.get::<L>(i)
+        };
+        for (((s, y), &cs), &cy) in self.s.iter().zip(self.y).zip(self.cs).zip(self.cy) {
+            prefetch::<T, L>(*s, i);
+            prefetch::<T, L>(*y, i);
+            w = w.add(s.get::<L>(i).mul(L::splat(cs)));
+            w = w.add(y.get::<L>(i).mul(L::splat(cy)));
+        }
+        self.d.set(i, w);
+        if self.last {
+            if !self.first {
+                prefetch::<T, L>(self.g, i);
+            }
+            ([w.mul(self.g.get::<L>(i))], w)
+        } else {
+            ([w], w)
+        }
+    }
+}
+
+/// The `k`-vectors `u = R^-1 a` and `p = R^-T ((D + gamma Y'Y) u - gamma b)`
+/// of the compact representation, given `r` (`k x k` row-major, of which
+/// the upper triangle `R_ij = s_i'y_j`, `i <= j`, is read; `D` is its
+/// diagonal) and `Y'Y` (`k x k`), all in f64.
+#[allow(clippy::needless_range_loop)] // triangular solves, by index
+fn compact(r: &[f64], yy: &[f64], a: &[f64], b: &[f64], gamma: f64) -> (Vec<f64>, Vec<f64>) {
+    let k = a.len();
+    let mut u = vec![0.0; k];
+    for i in (0..k).rev() {
+        let mut t = a[i];
+        for j in i + 1..k {
+            t -= r[i * k + j] * u[j];
+        }
+        u[i] = t / r[i * k + i];
+    }
+    let mut p = vec![0.0; k];
+    for i in 0..k {
+        let mut t = 0.0;
+        for j in 0..k {
+            t += yy[i * k + j] * u[j];
+        }
+        t = r[i * k + i] * u[i] + gamma * t - gamma * b[i];
+        for j in 0..i {
+            t -= r[j * k + i] * p[j];
+        }
+        p[i] = t / r[i * k + i];
+    }
+    (u, p)
+}
+
+/// `0 .. k` cut into the fewest ranges of at most `per_pass`, of
+/// near-equal length.
+fn passes(k: usize, per_pass: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let count = k.div_ceil(per_pass.max(1)).max(1);
+    (0..count).map(move |c| c * k / count..(c + 1) * k / count)
+}
+
 /// The last `m` accepted pairs in a ring of `m + 1` slots: a new pair is
 /// written into the spare slot and only enters the ring if it passes the
 /// curvature guard, so a rejected pair never overwrites an old one.
@@ -157,6 +344,14 @@ pub struct History<T> {
     order: Vec<usize>,
     spare: usize,
     gamma: f64,
+    /// `s_i'y_j` and `y_i'y_j` for slots `i`, `j` (row-major, `m + 1`
+    /// square): in `sy`, valid where pair `i` is not newer than pair `j`
+    /// (the upper triangle `R` of `S'Y`); `yy` is symmetric.
+    sy: Vec<f64>,
+    yy: Vec<f64>,
+    /// Slots committed since the last direction, whose columns of `sy` and
+    /// `yy` the next direction computes.
+    stale: Vec<usize>,
 }
 
 impl<T: Real> History<T> {
@@ -181,6 +376,9 @@ impl<T: Real> History<T> {
             order: Vec::with_capacity(m),
             spare: 0,
             gamma: 1.0,
+            sy: vec![0.0; (m + 1) * (m + 1)],
+            yy: vec![0.0; (m + 1) * (m + 1)],
+            stale: Vec::with_capacity(m),
         })
     }
 
@@ -213,8 +411,10 @@ impl<T: Real> History<T> {
         self.rho[self.spare] = 1.0 / sy;
         self.gamma = sy / yy;
         self.order.push(self.spare);
+        self.stale.push(self.spare);
         if self.order.len() > self.m {
             self.spare = self.order.remove(0);
+            self.stale.retain(|&j| j != self.spare);
         } else {
             self.spare = self.order.len();
         }
@@ -223,6 +423,7 @@ impl<T: Real> History<T> {
     /// Forgets every pair (a restart with `H = I`).
     pub fn clear(&mut self) {
         self.order.clear();
+        self.stale.clear();
         self.spare = 0;
         self.gamma = 1.0;
     }
@@ -239,9 +440,93 @@ impl<T: Real> History<T> {
             .collect()
     }
 
-    /// `d = -H g`; returns `g'd`.
-    pub fn direction(&self, g: &[T], d: &mut [T]) -> Result<f64> {
-        two_loop(&self.pairs(), self.gamma, g, d, true, g)
+    /// `d = -H g` from the compact representation (see the module docs),
+    /// in two passes over memory; returns `g'd`. Also completes the
+    /// matrices `R` and `Y'Y` for the pairs committed since the last call.
+    pub fn direction(&mut self, g: &[T], d: &mut [T]) -> Result<f64> {
+        self.direction_in_passes(g, d, PAIRS_PER_PASS)
+    }
+
+    fn direction_in_passes(&mut self, g: &[T], d: &mut [T], per_pass: usize) -> Result<f64> {
+        let n = self.n;
+        for (what, len) in [("g", g.len()), ("d", d.len())] {
+            if len != n {
+                return Err(Error::LengthMismatch {
+                    what: format!("L-BFGS direction: {what}"),
+                    expected: n,
+                    got: len,
+                });
+            }
+        }
+        let k = self.order.len();
+        let w = self.m + 1;
+        let rows = |buf: &[T]| -> Vec<In<T>> {
+            let order = self.order.iter();
+            order
+                .map(|&j| In(buf[j * n..(j + 1) * n].as_ptr()))
+                .collect()
+        };
+        let (s, y) = (rows(&self.s), rows(&self.y));
+        // a = S'g, b = Y'g, and the new columns of R and Y'Y.
+        let new: Vec<usize> = (0..k)
+            .filter(|&q| self.stale.contains(&self.order[q]))
+            .collect();
+        let y_new: Vec<In<T>> = new.iter().map(|&q| y[q]).collect();
+        let per = 2 + 2 * new.len();
+        let mut sums = Vec::with_capacity(k * per);
+        if k > 0 {
+            for r in passes(k, per_pass) {
+                let body = Gather {
+                    g: In(g.as_ptr()),
+                    s: &s[r.clone()],
+                    y: &y[r],
+                    new: &y_new,
+                };
+                sums.extend(pass_n(n, &body)?);
+            }
+        }
+        for (&oi, sums) in self.order.iter().zip(sums.chunks_exact(per)) {
+            for (&q, c) in new.iter().zip(sums[2..].chunks_exact(2)) {
+                let oj = self.order[q];
+                self.sy[oi * w + oj] = c[0];
+                self.yy[oi * w + oj] = c[1];
+                self.yy[oj * w + oi] = c[1];
+            }
+        }
+        self.stale.clear();
+        let a: Vec<f64> = sums.chunks_exact(per).map(|c| c[0]).collect();
+        let b: Vec<f64> = sums.chunks_exact(per).map(|c| c[1]).collect();
+        let gamma = self.gamma;
+        // R (read above the diagonal) and Y'Y in the ring's order.
+        let square = |mat: &[f64]| -> Vec<f64> {
+            let order = &self.order;
+            order
+                .iter()
+                .flat_map(|&oi| order.iter().map(move |&oj| mat[oi * w + oj]))
+                .collect()
+        };
+        let (r, yy) = (square(&self.sy), square(&self.yy));
+        let (u, p) = compact(&r, &yy, &a, &b, gamma);
+        // d = -(gamma g + S p - gamma Y u).
+        let cs: Vec<T> = p.iter().map(|&v| T::from_f64(-v)).collect();
+        let cy: Vec<T> = u.iter().map(|&v| T::from_f64(gamma * v)).collect();
+        let ranges: Vec<_> = passes(k, per_pass).collect();
+        let mut gd = 0.0;
+        for (c, r) in ranges.iter().enumerate() {
+            let body = Combine {
+                d: Out(d.as_mut_ptr()),
+                g: In(g.as_ptr()),
+                cg: T::from_f64(-gamma),
+                s: &s[r.clone()],
+                y: &y[r.clone()],
+                cs: &cs[r.clone()],
+                cy: &cy[r.clone()],
+                first: c == 0,
+                last: c + 1 == ranges.len(),
+            };
+            gd = pass(n, &body)?.sum[0];
+        }
+        Ok(gd)
     }
 
     /// The storage, for export: `s` and `y` as `(m + 1, n)` row-major
@@ -294,4 +579,230 @@ pub(crate) fn physical_memory() -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reduce::tests::data;
+    use super::*;
+    use crate::parallel::{self, CHUNK};
+    use crate::simd::{best_level, set_level, supported_levels};
+
+    /// `H g` by the two-loop recursion, plainly in f64 (the reference).
+    fn reference(pairs: &[(Vec<f64>, Vec<f64>)], g: &[f64]) -> Vec<f64> {
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let mut q = g.to_vec();
+        let k = pairs.len();
+        if k == 0 {
+            return q;
+        }
+        let rho: Vec<f64> = pairs.iter().map(|(s, y)| 1.0 / dot(s, y)).collect();
+        let mut alpha = vec![0.0; k];
+        for i in (0..k).rev() {
+            alpha[i] = rho[i] * dot(&pairs[i].0, &q);
+            for (q, y) in q.iter_mut().zip(&pairs[i].1) {
+                *q -= alpha[i] * y;
+            }
+        }
+        let (s, y) = &pairs[k - 1];
+        let gamma = dot(s, y) / dot(y, y);
+        for v in q.iter_mut() {
+            *v *= gamma;
+        }
+        for i in 0..k {
+            let beta = rho[i] * dot(&pairs[i].1, &q);
+            for (q, s) in q.iter_mut().zip(&pairs[i].0) {
+                *q += (alpha[i] - beta) * s;
+            }
+        }
+        q
+    }
+
+    /// A stream of pairs `y = B s` with `B` diagonal, eigenvalues log-spaced
+    /// in `[1, cond]`, each `s` the last one times `drift` plus a random
+    /// vector (nearly parallel steps make `R` ill-conditioned); every
+    /// `reject`-th pair has `s'y < 0` instead.
+    fn stream(
+        n: usize,
+        count: usize,
+        cond: f64,
+        drift: f64,
+        reject: usize,
+        seed: u64,
+    ) -> Vec<(Vec<f64>, Vec<f64>, bool)> {
+        let b: Vec<f64> = (0..n)
+            .map(|i| cond.powf(i as f64 / (n.max(2) - 1) as f64))
+            .collect();
+        let mut last = vec![0.0; n];
+        (0..count)
+            .map(|c| {
+                let noise = data(n, 1000 * seed + c as u64);
+                let mut s: Vec<f64> = last.iter().zip(noise).map(|(v, e)| drift * v + e).collect();
+                let rms = (s.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
+                s.iter_mut().for_each(|v| *v /= rms);
+                last.clone_from(&s);
+                let bad = reject > 0 && c % reject == reject - 1;
+                let sign = if bad { -1.0 } else { 1.0 };
+                let y = s.iter().zip(&b).map(|(s, b)| sign * b * s).collect();
+                (s, y, !bad)
+            })
+            .collect()
+    }
+
+    /// Offers the pairs to a history of `m` as the minimizer does (a pair
+    /// fails the guard if `s'y <= 0`), taking a direction after each, and
+    /// returns the last direction and `g'd`.
+    fn run<T: Real>(m: usize, pairs: &[(Vec<f64>, Vec<f64>, bool)], g: &[f64]) -> (Vec<T>, f64) {
+        run_in_passes(m, pairs, g, PAIRS_PER_PASS)
+    }
+
+    fn run_in_passes<T: Real>(
+        m: usize,
+        pairs: &[(Vec<f64>, Vec<f64>, bool)],
+        g: &[f64],
+        per_pass: usize,
+    ) -> (Vec<T>, f64) {
+        let n = g.len();
+        let g: Vec<T> = g.iter().map(|&v| T::from_f64(v)).collect();
+        let mut h = History::<T>::new(n, m).unwrap();
+        let mut d = vec![T::ZERO; n];
+        let mut gd = h.direction_in_passes(&g, &mut d, per_pass).unwrap();
+        for (s, y, _) in pairs {
+            let (hs, hy) = h.spare_mut();
+            for (a, &b) in hs.iter_mut().zip(s).chain(hy.iter_mut().zip(y)) {
+                *a = T::from_f64(b);
+            }
+            let (hs, hy) = h.spare_mut();
+            let sy = crate::optimize::dot(&*hs, &*hy).unwrap();
+            let yy = crate::optimize::dot(&*hy, &*hy).unwrap();
+            if sy > 0.0 {
+                h.commit(sy, yy);
+            }
+            gd = h.direction_in_passes(&g, &mut d, per_pass).unwrap();
+        }
+        (d, gd)
+    }
+
+    fn accepted(m: usize, pairs: &[(Vec<f64>, Vec<f64>, bool)]) -> Vec<(Vec<f64>, Vec<f64>)> {
+        let ok: Vec<_> = pairs
+            .iter()
+            .filter(|p| p.2)
+            .map(|p| (p.0.clone(), p.1.clone()))
+            .collect();
+        ok[ok.len().saturating_sub(m)..].to_vec()
+    }
+
+    #[test]
+    fn compact_direction_is_the_two_loop_direction() {
+        for (n, m, count, cond, drift) in [
+            (1, 3, 5, 1.0, 0.0),
+            (7, 3, 8, 10.0, 0.0),
+            (33, 5, 13, 1e3, 0.0),
+            (1000, 10, 25, 1e2, 0.0),
+            (1000, 10, 25, 1e4, 3.0),
+            (1000, 10, 25, 1e4, 1000.0),
+            (CHUNK + 17, 4, 11, 1e3, 1.0),
+        ] {
+            let pairs = stream(n, count, cond, drift, 4, n as u64);
+            let g = data(n, 99);
+            let want: Vec<f64> = reference(&accepted(m, &pairs), &g)
+                .iter()
+                .map(|v| -v)
+                .collect();
+            let scale = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let (got, gd) = run::<f64>(m, &pairs, &g);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-12 * scale, "n={n} m={m}: {a} vs {b}");
+            }
+            let gd_want: f64 = got.iter().zip(&g).map(|(d, g)| d * g).sum();
+            assert!((gd - gd_want).abs() <= 1e-12 * gd_want.abs());
+            let (got32, _) = run::<f32>(m, &pairs, &g);
+            for (a, b) in got32.iter().zip(&want) {
+                let err = (*a as f64 - b).abs() / scale;
+                assert!(err <= 1e-4, "f32 n={n} m={m}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn compact_direction_matches_two_loop_on_the_history() {
+        let (n, m) = (500, 5);
+        let pairs = stream(n, 12, 1e3, 1.0, 5, 7);
+        let g = data(n, 3);
+        let mut h = History::<f64>::new(n, m).unwrap();
+        let mut d = vec![0.0; n];
+        let mut want = vec![0.0; n];
+        for (c, (s, y, _)) in pairs.iter().enumerate() {
+            let (hs, hy) = h.spare_mut();
+            hs.copy_from_slice(s);
+            hy.copy_from_slice(y);
+            let sy: f64 = s.iter().zip(y).map(|(a, b)| a * b).sum();
+            let yy: f64 = y.iter().map(|v| v * v).sum();
+            if sy > 0.0 {
+                h.commit(sy, yy);
+            }
+            // Sometimes two commits (one dropping the oldest pair) between
+            // directions.
+            if c % 3 == 1 {
+                continue;
+            }
+            h.direction(&g, &mut d).unwrap();
+            two_loop(&h.pairs(), h.gamma(), &g, &mut want, true, &g).unwrap();
+            let scale = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            for (a, b) in d.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-12 * scale, "{a} vs {b}");
+            }
+        }
+        h.clear();
+        let gd = h.direction(&g, &mut d).unwrap();
+        assert!(d.iter().zip(&g).all(|(d, g)| d.to_bits() == (-g).to_bits()));
+        assert_eq!(gd, -crate::optimize::dot(&g, &g).unwrap());
+    }
+
+    #[test]
+    fn compact_direction_is_the_same_at_every_level_thread_count_and_split() {
+        // Past the size below which passes run inline, so threads split it;
+        // 4 pairs, the third rejected, into a history of 2: the ring wraps.
+        let n = parallel::INLINE_MAX + 45;
+        let pairs = stream(n, 4, 1e3, 1.0, 3, 11);
+        let g = data(n, 5);
+        let mut want: Option<(Vec<u64>, Vec<u32>, u64, u64)> = None;
+        for level in supported_levels() {
+            set_level(level).unwrap();
+            for (threads, per_pass) in [(1, PAIRS_PER_PASS), (2, PAIRS_PER_PASS), (3, 1)] {
+                parallel::set_num_threads(threads).unwrap();
+                let (d64, gd64) = run_in_passes::<f64>(2, &pairs, &g, per_pass);
+                let (d32, gd32) = run_in_passes::<f32>(2, &pairs, &g, per_pass);
+                let got = (
+                    d64.iter().map(|v| v.to_bits()).collect(),
+                    d32.iter().map(|v| v.to_bits()).collect(),
+                    gd64.to_bits(),
+                    gd32.to_bits(),
+                );
+                match &want {
+                    None => want = Some(got),
+                    Some(w) => assert!(*w == got, "{level} threads={threads} {per_pass}"),
+                }
+            }
+        }
+        set_level(best_level()).unwrap();
+    }
+
+    #[test]
+    fn passes_cover_the_pairs_evenly() {
+        let cut = |k, p| passes(k, p).collect::<Vec<_>>();
+        assert_eq!(cut(0, 16), vec![0..0]);
+        assert_eq!(cut(10, 16), vec![0..10]);
+        assert_eq!(cut(20, 16), vec![0..10, 10..20]);
+        assert_eq!(cut(40, 16), vec![0..13, 13..26, 26..40]);
+        assert_eq!(cut(5, 1).len(), 5);
+    }
+
+    #[test]
+    fn direction_checks_lengths() {
+        let mut h = History::<f64>::new(4, 2).unwrap();
+        let mut d = vec![0.0; 4];
+        assert!(h.direction(&[1.0; 3], &mut d).is_err());
+        assert!(h.direction(&[1.0; 4], &mut d[..3]).is_err());
+    }
 }

@@ -15,11 +15,11 @@
 //! }
 //! ```
 //!
-//! An iteration: a direction `d` (L-BFGS two-loop recursion, dense BFGS, or
-//! the caller's Newton step), a line search along it, then the update of
-//! the curvature pairs. The run ends with a [`Status`] and a message; a
-//! failed line search or a non-finite objective is a status, never an
-//! error. Conventions follow SciPy's L-BFGS-B: convergence is
+//! An iteration: a direction `d` (L-BFGS compact representation, dense
+//! BFGS, or the caller's Newton step), a line search along it, then the
+//! update of the curvature pairs. The run ends with a [`Status`] and a
+//! message; a failed line search or a non-finite objective is a status,
+//! never an error. Conventions follow SciPy's L-BFGS-B: convergence is
 //! `max |g_i| <= gtol`, or `(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <=
 //! ftol` after a step; the first step is `1 / ||d||_2` along steepest
 //! descent; a failed line search with curvature information drops it and

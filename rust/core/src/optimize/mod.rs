@@ -1,10 +1,14 @@
-//! Second-order methods: L-BFGS (two-loop recursion), BFGS (dense inverse
-//! Hessian) and Newton's method (the caller solves for the step), with
-//! strong Wolfe (More-Thuente) or backtracking Armijo line searches.
+//! Second-order methods: L-BFGS (compact representation; the two-loop
+//! recursion for `hess_inv`), BFGS (dense inverse Hessian) and Newton's
+//! method (the caller solves for the step), with strong Wolfe
+//! (More-Thuente) or backtracking Armijo line searches.
 //!
-//! - [`reduce`]: fused passes with dot products that are bit-identical for
-//!   any thread count and SIMD level.
-//! - [`lbfgs`]: the history of `(s, y)` pairs and the two-loop recursion.
+//! - [`reduce`]: fused passes with dot products (a fixed or a run-time
+//!   number of them) that are bit-identical for any thread count and SIMD
+//!   level.
+//! - [`lbfgs`]: the history of `(s, y)` pairs, the search direction by the
+//!   compact representation (two passes over memory), and the two-loop
+//!   recursion.
 //! - [`bfgs`]: the dense inverse Hessian and its rank-2 update.
 //! - [`line_search`]: More-Thuente and backtracking, as reverse
 //!   communication.

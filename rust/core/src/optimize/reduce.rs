@@ -14,6 +14,12 @@
 //!
 //! For `f32` the slots accumulate in `f32` (at most `CHUNK / BLOCK` = 512
 //! terms each) and everything above them in f64.
+//!
+//! `pass` takes `S` sums fixed at compile time, in registers. `pass_n`
+//! takes a number known at run time (the L-BFGS direction has four per
+//! pair): its body adds its own terms a few blocks at a time, a few sums at
+//! a time in registers (`accumulate`), into the same slots in the same
+//! order, so its sums have the bits `pass` would give them.
 
 use crate::error::Result;
 use crate::parallel::{self, Split};
@@ -187,6 +193,182 @@ pub(crate) fn pass_inline<T: Real, const S: usize, B: Body<T, S>>(n: usize, body
     })
 }
 
+/// The body of a pass with a number of sums known only at run time (say,
+/// four per L-BFGS pair), which adds its terms to the accumulators itself,
+/// a range of elements at a time, so that it can keep a few sums in
+/// registers while it goes through the range (see [`accumulate`]).
+pub(crate) trait BodyN<T: Real>: Sync {
+    fn sums(&self) -> usize;
+
+    /// Adds the terms of elements `start .. start + len`, in order: the term
+    /// of element `start + j` for sum `k` goes to lane `j % L::N` of
+    /// `acc[k * regs + (j % BLOCK) / L::N]`, `regs = BLOCK / L::N`, i.e. to
+    /// slot `j % BLOCK` of sum `k`. `len` is a multiple of `BLOCK`, or less
+    /// than `BLOCK` with `L = T` (a range's tail).
+    ///
+    /// # Safety
+    /// As [`Body::at`] for every element of the range;
+    /// `acc.len() == self.sums() * regs`.
+    unsafe fn add<L: Lanes<T>>(&self, start: usize, len: usize, acc: &mut [L]);
+}
+
+/// For [`BodyN::add`]: adds `G` sums of `term(i)` over elements
+/// `start .. start + len` to `acc` (`G * regs` accumulators, laid out as in
+/// [`BodyN::add`]), holding them in registers over whole blocks. A slot only
+/// ever receives its own elements, so the registers of a block can be taken
+/// a group at a time (all blocks for the first group, then the next): with
+/// at most half the register file live (16 of AVX-512's 32, 8 of AVX2's
+/// 16; 8 elsewhere), nothing spills, and each slot still adds its terms in
+/// order.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // registers by index, as in `Span::run`
+pub(crate) unsafe fn accumulate<T: Real, L: Lanes<T>, const G: usize>(
+    start: usize,
+    len: usize,
+    acc: &mut [L],
+    term: impl Fn(usize) -> [L; G],
+) {
+    let regs = BLOCK / L::N;
+    if !len.is_multiple_of(BLOCK) {
+        // A tail (`L = T`, one slot per accumulator), in memory.
+        debug_assert_eq!(L::N, 1);
+        for j in 0..len {
+            let t = term(start + j);
+            for k in 0..G {
+                acc[k * regs + j] = acc[k * regs + j].add(t[k]);
+            }
+        }
+        return;
+    }
+    let live = if std::mem::size_of::<L>() >= 64 {
+        16
+    } else {
+        8
+    };
+    // A power of two, so it divides `regs`: a constant, and the loops over
+    // a group unroll with the accumulators in registers.
+    let group = prev_power_of_two(live / G).min(regs);
+    for r0 in (0..regs).step_by(group) {
+        let mut a = [[L::splat(T::ZERO); BLOCK]; G];
+        for k in 0..G {
+            a[k][..group].copy_from_slice(&acc[k * regs + r0..k * regs + r0 + group]);
+        }
+        let mut i = start + r0 * L::N;
+        while i < start + len {
+            for r in 0..group {
+                let t = term(i + r * L::N);
+                for k in 0..G {
+                    a[k][r] = a[k][r].add(t[k]);
+                }
+            }
+            i += BLOCK;
+        }
+        for k in 0..G {
+            acc[k * regs + r0..k * regs + r0 + group].copy_from_slice(&a[k][..group]);
+        }
+    }
+}
+
+/// The largest power of two `<= x` (1 for 0).
+const fn prev_power_of_two(x: usize) -> usize {
+    if x <= 1 {
+        1
+    } else {
+        1 << (usize::BITS - 1 - x.leading_zeros())
+    }
+}
+
+/// Elements per [`BodyN::add`] call: a few blocks, so that a body that
+/// goes through its streams one after the other within the range finds
+/// the ones it rereads (say `g` for every pair) in L1.
+const TILE: usize = 8 * BLOCK;
+
+/// A range of a [`pass_n`].
+struct SpanN<'a, B> {
+    body: &'a B,
+    start: usize,
+    end: usize,
+}
+
+impl<B: Sync> Split for SpanN<'_, B> {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let cut = self.start + mid;
+        (
+            SpanN {
+                body: self.body,
+                start: self.start,
+                end: cut,
+            },
+            SpanN {
+                body: self.body,
+                start: cut,
+                end: self.end,
+            },
+        )
+    }
+}
+
+impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
+    type Output = Vec<f64>;
+
+    /// The slots of [`Span::run`], sum by sum: `acc[k * regs + r]` holds
+    /// register `r` of sum `k`, `slots[k * BLOCK + j]` slot `j` of sum `k`.
+    #[inline(always)]
+    unsafe fn run<V: Lanes<T>>(self) -> Vec<f64> {
+        let s = self.body.sums();
+        let len = self.end - self.start;
+        let body_len = len - len % BLOCK;
+        let regs = BLOCK / V::N;
+        let mut acc = vec![V::splat(T::ZERO); regs * s];
+        let mut i = self.start;
+        while i < self.start + body_len {
+            let step = TILE.min(self.start + body_len - i);
+            self.body.add::<V>(i, step, &mut acc);
+            i += step;
+        }
+        let mut slots = vec![T::ZERO; BLOCK * s];
+        for (r, a) in acc.iter().enumerate() {
+            let (k, reg) = (r / regs, r % regs);
+            a.store(slots.as_mut_ptr().add(k * BLOCK + reg * V::N));
+        }
+        if body_len < len {
+            self.body
+                .add::<T>(self.start + body_len, len - body_len, &mut slots);
+        }
+        slots
+            .chunks_exact(BLOCK)
+            .map(|c| {
+                let mut col = [T::ZERO; BLOCK];
+                col.copy_from_slice(c);
+                tree(&col)
+            })
+            .collect()
+    }
+}
+
+/// Runs `body` over `0 .. n` as one parallel pass and returns its
+/// `body.sums()` sums, the same bits for any thread count and SIMD level,
+/// and the same bits as [`pass`] for the same terms.
+pub(crate) fn pass_n<T: Real, B: BodyN<T>>(n: usize, body: &B) -> Result<Vec<f64>> {
+    let spans = vec![SpanN {
+        body,
+        start: 0,
+        end: n,
+    }];
+    let parts = parallel::map_chunks(spans, simd::dispatch::<T, SpanN<'_, B>>)?;
+    let mut out = vec![0.0; body.sums()];
+    for p in parts {
+        for (o, v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+    Ok(out)
+}
+
 /// A raw read pointer that may cross threads: passes only read through it.
 #[derive(Clone, Copy)]
 pub(crate) struct In<T>(pub *const T);
@@ -206,6 +388,22 @@ impl<T> In<T> {
     #[inline(always)]
     pub unsafe fn get<L: Lanes<T>>(self, i: usize) -> L {
         L::load(self.0.add(i))
+    }
+}
+
+impl<T> In<T> {
+    /// Hints the cache line `i` elements ahead into L1 (no effect on
+    /// results; no fault past the end).
+    #[inline(always)]
+    pub fn prefetch(self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint that never faults.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.0.wrapping_add(i) as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
 }
 
@@ -270,11 +468,12 @@ pub fn abs_max<T: Real>(a: &[T]) -> Result<f64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::simd::{set_level, supported_levels};
 
-    fn data(n: usize, seed: u64) -> Vec<f64> {
+    /// `n` numbers uniform in [-1, 1), from `seed`.
+    pub(crate) fn data(n: usize, seed: u64) -> Vec<f64> {
         let mut s = seed;
         (0..n)
             .map(|_| {
@@ -317,6 +516,64 @@ mod tests {
                             assert_eq!(w.0.to_bits(), got.0.to_bits(), "n={n} {level}");
                             assert_eq!(w.1.to_bits(), got.1.to_bits(), "n={n} {level}");
                         }
+                    }
+                }
+            }
+            set_level(crate::simd::best_level()).unwrap();
+        }
+    }
+
+    /// `[a b, b b]`, as a pass with a run-time number of sums.
+    struct TwoDots<T> {
+        a: In<T>,
+        b: In<T>,
+    }
+
+    impl<T: Real> BodyN<T> for TwoDots<T> {
+        fn sums(&self) -> usize {
+            2
+        }
+
+        unsafe fn add<L: Lanes<T>>(&self, start: usize, len: usize, acc: &mut [L]) {
+            accumulate::<T, L, 2>(start, len, acc, |i| {
+                let b = self.b.get::<L>(i);
+                [self.a.get::<L>(i).mul(b), b.mul(b)]
+            });
+        }
+    }
+
+    #[test]
+    fn pass_n_sums_as_pass_does() {
+        for n in [0, 1, 31, 33, 1000, 5 * parallel::CHUNK + 77] {
+            let a = data(n, 4);
+            let b = data(n, 5);
+            let af: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+            let bf: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+            let want = [dot(&a, &b).unwrap(), dot(&b, &b).unwrap()];
+            let want32 = [dot(&af, &bf).unwrap(), dot(&bf, &bf).unwrap()];
+            for level in supported_levels() {
+                set_level(level).unwrap();
+                for threads in [1, 2, 3] {
+                    parallel::set_num_threads(threads).unwrap();
+                    let got = pass_n(
+                        n,
+                        &TwoDots {
+                            a: In(a.as_ptr()),
+                            b: In(b.as_ptr()),
+                        },
+                    );
+                    let got32 = pass_n(
+                        n,
+                        &TwoDots {
+                            a: In(af.as_ptr()),
+                            b: In(bf.as_ptr()),
+                        },
+                    );
+                    for (w, g) in want.iter().zip(got.unwrap()) {
+                        assert_eq!(w.to_bits(), g.to_bits(), "n={n} {level}");
+                    }
+                    for (w, g) in want32.iter().zip(got32.unwrap()) {
+                        assert_eq!(w.to_bits(), g.to_bits(), "n={n} {level} f32");
                     }
                 }
             }
