@@ -228,20 +228,29 @@ fn streaming_stores_write_the_same_values_at_any_alignment() {
         Dest::New,
     )
     .unwrap();
-    for offset in [0, 1, 5, 15] {
+    // The mask is streamed too, from every byte offset within a line.
+    for (offset, mask_offset) in [(0, 0), (1, 3), (5, 33), (15, 63)] {
         let got = all_equal(everywhere(|| {
             let mut storage = vec![7f32; n + 16];
-            let mut mask = vec![7u8; n];
+            let mut mask_storage = vec![7u8; n + 64];
             let y = &mut storage[offset..offset + n];
-            dropout_train(Some(&x), y, &mut mask, 0.3, true, draw, Dest::Existing).unwrap();
-            (storage, mask)
+            let mask = &mut mask_storage[mask_offset..mask_offset + n];
+            dropout_train(Some(&x), y, mask, 0.3, true, draw, Dest::Existing).unwrap();
+            (storage, mask_storage)
         }));
         assert!(got.0[..offset]
             .iter()
             .chain(&got.0[offset + n..])
             .all(|&v| v == 7.0));
         assert!(got.0[offset..offset + n] == want[..], "offset {offset}");
-        assert!(got.1 == want_mask);
+        assert!(got.1[..mask_offset]
+            .iter()
+            .chain(&got.1[mask_offset + n..])
+            .all(|&v| v == 7));
+        assert!(
+            got.1[mask_offset..mask_offset + n] == want_mask[..],
+            "mask offset {mask_offset}"
+        );
     }
 }
 

@@ -156,7 +156,7 @@ struct ForwardKernel<'a, 'b, T> {
     draw: &'b Draw,
     keep: Keep,
     s: T,
-    /// Write `y` with streaming stores.
+    /// Write `y` and the mask with streaming stores.
     stream: bool,
 }
 
@@ -185,12 +185,14 @@ impl<T: Real> WordKernel for ForwardKernel<'_, '_, T> {
             );
             return;
         };
-        // Streaming: compute each group of `y` into the writer's staging
-        // buffer, which stays in L1, then append it with streaming stores.
+        // Streaming: compute each group of `y` and of the mask into their
+        // writers' staging buffers, which stay in L1, then append them with
+        // streaming stores.
         let y_bytes = size_of_val(y);
         // SAFETY: `y` holds plain floats, for which any bytes are valid.
         let y_out = unsafe { std::slice::from_raw_parts_mut(y.as_mut_ptr().cast::<u8>(), y_bytes) };
         let mut y_out = LineWriter::<V>::new(y_out);
+        let mut mask_out = LineWriter::<V>::new(mask);
         source.runs(
             first,
             x.len(),
@@ -205,13 +207,17 @@ impl<T: Real> WordKernel for ForwardKernel<'_, '_, T> {
                 for line in (0..size_of_val(src)).step_by(64) {
                     V::prefetch(ahead.wrapping_add(line));
                 }
-                let mask = &mut mask[at..at + n];
-                bernoulli(words, t, Some(src), y_out.stage::<T>(n), mask, s);
+                let (y_stage, mask_stage) = (y_out.stage::<T>(n), mask_out.stage_bytes(n));
+                bernoulli(words, t, Some(src), y_stage, mask_stage, s);
                 // SAFETY: we run inside `V`'s dispatch.
-                unsafe { y_out.commit(n * size_of::<T>()) };
+                unsafe {
+                    y_out.commit(n * size_of::<T>());
+                    mask_out.commit(n);
+                }
             },
         );
         y_out.finish();
+        mask_out.finish();
     }
 }
 
