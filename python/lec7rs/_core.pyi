@@ -153,6 +153,11 @@ def fractional_max_pool2d_backward(
 # Test hook: a panic in a pool thread (raises pyo3's PanicException).
 def _panic_in_pool() -> None: ...
 
+# The cache of freed output buffers (LEC7RS_BUFFER_CACHE_MB): buffers and
+# bytes cached now, and the cap in bytes; and a call that frees them all.
+def _buffer_cache() -> tuple[int, int, int]: ...
+def _clear_buffer_cache() -> None: ...
+
 # Data augmentation (lec7rs.augment).
 
 def augment_flip(

@@ -77,10 +77,11 @@ def dropout(
 
     ``out`` receives ``y`` (C-contiguous, writeable, ``x``'s shape and
     dtype); ``out=x`` computes in place. Otherwise ``y`` is a new array, also
-    at test time (never ``x`` itself). Reusing an ``out`` buffer in a
-    training loop saves the page faults of a fresh array; one of 8 MiB or
-    more is written with streaming stores (bypassing the caches, same
-    values). At test time nothing is drawn from
+    at test time (never ``x`` itself); from 1 MiB up its memory may be
+    that of an output freed before (``LEC7RS_BUFFER_CACHE_MB``), which
+    spares a training loop the page faults of a fresh array at every step.
+    An output of 8 MiB or more whose pages were written before is written
+    with streaming stores (bypassing the caches, same values). At test time nothing is drawn from
     ``rng``; in training the call consumes ``x.size`` words of the stream.
     The gradient is ``dropout_backward(dout, mask, p)``.
     """

@@ -8,6 +8,7 @@
 
 pub mod augment;
 pub mod averaging;
+pub mod buffers;
 pub mod error;
 pub mod optim;
 pub mod optimize;

@@ -6,14 +6,15 @@
 //! which refuses overlapping arrays in one call and arrays in use by a
 //! concurrent call on another thread (the GIL is released while computing).
 
+use lec7rs_core::buffers;
 use numpy::{
     Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
     PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyCapsule, PyList};
 
-use crate::errors::{borrow, type_error, value_error};
+use crate::errors::{borrow, type_error, value_error, CoreResult};
 
 /// The element types of the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,6 +296,76 @@ pub fn is_writeable<'py>(arr: &impl PyUntypedArrayMethods<'py>) -> bool {
         (*numpy::npyffi::_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).flags
             & numpy::npyffi::NPY_ARRAY_WRITEABLE
             != 0
+    }
+}
+
+/// A new C-order array for a kernel that writes every element of it:
+/// from 1 MiB up, its memory comes from the core's cache of freed output
+/// buffers (`lec7rs_core::buffers`), so a loop that asks for the same size
+/// every step does not pay for fresh pages each time; the array's base is
+/// the capsule that owns the buffer and returns it to the cache when the
+/// last view of it is gone. Smaller arrays are [`zeros`]. The contents of
+/// a reused buffer are whatever its last user wrote: never call this for
+/// an output that a kernel accumulates into or writes only in part.
+pub fn empty<'py, T: Element>(
+    py: Python<'py>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    Ok(empty_with_origin(py, shape)?.0)
+}
+
+/// [`empty`], and whether its memory is fresh from the allocator (`true`)
+/// rather than reused from the cache, for kernels that store differently
+/// to pages not yet touched.
+pub fn empty_with_origin<'py, T: Element>(
+    py: Python<'py>,
+    shape: &[usize],
+) -> PyResult<(Bound<'py, PyArrayDyn<T>>, bool)> {
+    let too_large = || value_error(format!("shape {} is too large", fmt_shape(shape)));
+    let bytes = shape
+        .iter()
+        .try_fold(std::mem::size_of::<T>(), |acc, &d| acc.checked_mul(d))
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(too_large)?;
+    if bytes < buffers::MIN_BYTES || buffers::capacity() == 0 {
+        return Ok((zeros(py, shape)?, true));
+    }
+    let mut dims = shape
+        .iter()
+        .map(|&d| numpy::npyffi::npy_intp::try_from(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| too_large())?;
+    let nd = std::ffi::c_int::try_from(dims.len()).map_err(|_| too_large())?;
+    let mut buf = buffers::Buffer::take(bytes).context("output array")?;
+    let (data, fresh) = (buf.as_mut_ptr(), buf.is_fresh());
+    // If anything below fails, the capsule (or the buffer) is dropped and
+    // the buffer goes back to the cache.
+    let capsule = PyCapsule::new_with_value(py, buf, c"lec7rs output buffer")?;
+    // SAFETY: `data` holds `bytes` bytes, 16-byte aligned, for `dims`
+    // (`nd` sizes) of `T` in C order, and stays valid while the capsule
+    // lives; the capsule becomes the array's base, which keeps it alive as
+    // long as the array or any view of it. PyArray_NewFromDescr steals the
+    // dtype reference and returns a new reference or NULL with an exception
+    // set; PyArray_SetBaseObject steals the capsule reference, also when it
+    // fails.
+    unsafe {
+        let api = &numpy::PY_ARRAY_API;
+        let arr = api.PyArray_NewFromDescr(
+            py,
+            numpy::npyffi::get_type_object(py, numpy::npyffi::NpyTypes::PyArray_Type),
+            T::get_dtype(py).into_dtype_ptr(),
+            nd,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            data.cast(),
+            numpy::npyffi::NPY_ARRAY_WRITEABLE,
+            std::ptr::null_mut(),
+        );
+        let arr = Bound::from_owned_ptr_or_err(py, arr)?;
+        if api.PyArray_SetBaseObject(py, arr.as_ptr().cast(), capsule.into_ptr()) < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        Ok((arr.cast_into_unchecked(), fresh))
     }
 }
 

@@ -13,7 +13,7 @@ use lec7rs_core::augment::{color, crop as crop_mod, flip as flip_mod, resize};
 use numpy::{Element, PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{describe, fmt_shape, read_typed, zeros, Input, Label};
+use crate::arrays::{describe, empty, fmt_shape, read_typed, Input, Label};
 use crate::errors::{borrow, type_error, value_error, CoreResult};
 use crate::random::{reserve, PhiloxStream};
 
@@ -123,7 +123,7 @@ impl<'py, T: Px> Output<'py, T> {
     fn get(py: Python<'py>, out: Option<&Bound<'py, PyAny>>, batch: Batch) -> PyResult<Self> {
         let shape = shape_of(batch);
         let Some(obj) = out else {
-            let arr = zeros::<T>(py, &shape)?;
+            let arr = empty::<T>(py, &shape)?;
             let rw = arr
                 .try_readwrite()
                 .map_err(|e| value_error(e.to_string()))?;

@@ -25,6 +25,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::env_warnings, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_panic_in_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::_buffer_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::_clear_buffer_cache, m)?)?;
     m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::sgd_check, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adagrad_step, m)?)?;

@@ -9,7 +9,7 @@ use lec7rs_core::random::{self, fill_uniform, fill_words, Draw, Stream, Uniform}
 use numpy::{Element, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::zeros;
+use crate::arrays::empty;
 use crate::errors::{value_error, CoreResult};
 
 /// A Philox4x32-10 stream. Python's `lec7rs.Generator` owns one and checks
@@ -47,7 +47,7 @@ impl PhiloxStream {
     /// The next `n` raw 32-bit words of the stream (tests, benchmarks).
     fn words<'py>(slf: &Bound<'py, Self>, n: usize) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
         let py = slf.py();
-        let out = zeros::<u32>(py, &[n])?;
+        let out = empty::<u32>(py, &[n])?;
         let draw = reserve(slf, n as u64)?;
         let mut rw = out
             .try_readwrite()
@@ -77,7 +77,7 @@ fn uniform<'py, T: Uniform + Element>(
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = slf.py();
-    let out = zeros::<T>(py, shape)?;
+    let out = empty::<T>(py, shape)?;
     let n = PyUntypedArrayMethods::len(&out);
     let draw = reserve(slf, (n * T::WORDS) as u64)?;
     let mut rw = out

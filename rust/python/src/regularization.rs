@@ -14,7 +14,8 @@ use numpy::{
 use pyo3::prelude::*;
 
 use crate::arrays::{
-    dtype_of, fmt_shape, read, read_typed, same_shape, write, zeros, Dtype, Input, Label,
+    dtype_of, empty, empty_with_origin, fmt_shape, read, read_typed, same_shape, write, Dtype,
+    Input, Label,
 };
 use crate::errors::{type_error, value_error, CoreResult};
 use crate::random::{reserve, PhiloxStream};
@@ -22,35 +23,36 @@ use crate::random::{reserve, PhiloxStream};
 /// The output array of a call: `out=` borrowed for writing, or a new one.
 enum Output<'py, T: Element> {
     Given(Bound<'py, PyAny>, PyReadwriteArrayDyn<'py, T>),
-    New(Bound<'py, PyArrayDyn<T>>, PyReadwriteArrayDyn<'py, T>),
+    /// A new array, and whether its memory is fresh from the allocator.
+    New(Bound<'py, PyArrayDyn<T>>, PyReadwriteArrayDyn<'py, T>, bool),
 }
 
 impl<'py, T: Element> Output<'py, T> {
     fn new(py: Python<'py>, shape: &[usize]) -> PyResult<Self> {
-        let arr = zeros::<T>(py, shape)?;
+        let (arr, fresh) = empty_with_origin::<T>(py, shape)?;
         let rw = arr
             .try_readwrite()
             .map_err(|e| value_error(e.to_string()))?;
-        Ok(Output::New(arr, rw))
+        Ok(Output::New(arr, rw, fresh))
     }
 
     fn shape(&self) -> &[usize] {
         match self {
-            Output::Given(_, rw) | Output::New(_, rw) => rw.shape(),
+            Output::Given(_, rw) | Output::New(_, rw, _) => rw.shape(),
         }
     }
 
     fn slice(&mut self) -> &mut [T] {
         // Written arrays are C-contiguous (checked by `write`; new ones are).
         match self {
-            Output::Given(_, rw) | Output::New(_, rw) => rw.as_slice_mut().unwrap_or_default(),
+            Output::Given(_, rw) | Output::New(_, rw, _) => rw.as_slice_mut().unwrap_or_default(),
         }
     }
 
     fn into_object(self) -> Bound<'py, PyAny> {
         match self {
             Output::Given(obj, _) => obj,
-            Output::New(arr, _) => arr.into_any(),
+            Output::New(arr, ..) => arr.into_any(),
         }
     }
 }
@@ -60,7 +62,7 @@ fn new_mask<'py>(
     py: Python<'py>,
     shape: &[usize],
 ) -> PyResult<(Bound<'py, PyArrayDyn<bool>>, PyReadwriteArrayDyn<'py, bool>)> {
-    let arr = zeros::<bool>(py, shape)?;
+    let arr = empty::<bool>(py, shape)?;
     let rw = arr
         .try_readwrite()
         .map_err(|e| value_error(e.to_string()))?;
@@ -151,17 +153,17 @@ fn dropout_typed<'py, T: Uniform + Element>(
         (Some(input), y)
     };
     let shape = y.shape().to_vec();
+    // Fresh pages take plain stores, pages written before streaming stores.
+    let dest = match y {
+        Output::New(_, _, true) => Dest::New,
+        _ => Dest::Existing,
+    };
     let x_slice = input.as_ref().map(|i| i.as_slice());
     let y_slice = y.slice();
     let mask = if training {
         let (mask, mut rw) = new_mask(py, &shape)?;
         let draw = reserve(stream, y_slice.len() as u64)?;
         let bytes = mask_bytes(&mut rw);
-        let dest = if out.is_some() {
-            Dest::Existing
-        } else {
-            Dest::New
-        };
         py.detach(|| kernels::dropout_train(x_slice, y_slice, bytes, p, inverted, draw, dest))
             .context("")?;
         drop(rw);

@@ -1,6 +1,6 @@
-//! SIMD level and thread count.
+//! SIMD level, thread count and the output-buffer cache.
 
-use lec7rs_core::{parallel, simd};
+use lec7rs_core::{buffers, parallel, simd};
 use pyo3::prelude::*;
 
 use crate::errors::CoreResult;
@@ -73,4 +73,18 @@ pub fn _panic_in_pool(py: Python<'_>) -> PyResult<()> {
         })
     })
     .context("")
+}
+
+/// The output-buffer cache (`lec7rs_core::buffers`): `(buffers, bytes)`
+/// cached now and the cap in bytes (tests, benchmarks).
+#[pyfunction]
+pub fn _buffer_cache() -> (usize, usize, usize) {
+    let (count, bytes) = buffers::cached();
+    (count, bytes, buffers::capacity())
+}
+
+/// Frees every cached output buffer.
+#[pyfunction]
+pub fn _clear_buffer_cache() {
+    buffers::clear();
 }
