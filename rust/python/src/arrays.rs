@@ -330,12 +330,7 @@ pub fn empty_with_origin<'py, T: Element>(
     if bytes < buffers::MIN_BYTES || buffers::capacity() == 0 {
         return Ok((zeros(py, shape)?, true));
     }
-    let mut dims = shape
-        .iter()
-        .map(|&d| numpy::npyffi::npy_intp::try_from(d))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| too_large())?;
-    let nd = std::ffi::c_int::try_from(dims.len()).map_err(|_| too_large())?;
+    let (mut dims, nd) = npy_dims(shape)?;
     let mut buf = buffers::Buffer::take(bytes).context("output array")?;
     let (data, fresh) = (buf.as_mut_ptr(), buf.is_fresh());
     // If anything below fails, the capsule (or the buffer) is dropped and
@@ -376,13 +371,7 @@ pub fn zeros<'py, T: Element>(
     py: Python<'py>,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    let too_large = || value_error(format!("shape {} is too large", fmt_shape(shape)));
-    let mut dims = shape
-        .iter()
-        .map(|&d| numpy::npyffi::npy_intp::try_from(d))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| too_large())?;
-    let nd = std::ffi::c_int::try_from(dims.len()).map_err(|_| too_large())?;
+    let (mut dims, nd) = npy_dims(shape)?;
     // SAFETY: `dims` holds `nd` sizes; PyArray_Zeros steals the dtype
     // reference and returns a new reference or NULL with an exception set.
     unsafe {
@@ -395,4 +384,17 @@ pub fn zeros<'py, T: Element>(
         );
         Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
     }
+}
+
+/// `shape` as NumPy's dimensions and their count; ValueError for a shape
+/// that does not fit them.
+fn npy_dims(shape: &[usize]) -> PyResult<(Vec<numpy::npyffi::npy_intp>, std::ffi::c_int)> {
+    let too_large = || value_error(format!("shape {} is too large", fmt_shape(shape)));
+    let dims = shape
+        .iter()
+        .map(|&d| numpy::npyffi::npy_intp::try_from(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| too_large())?;
+    let nd = std::ffi::c_int::try_from(dims.len()).map_err(|_| too_large())?;
+    Ok((dims, nd))
 }

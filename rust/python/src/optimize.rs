@@ -237,6 +237,41 @@ fn unpack<'py>(out: &Bound<'py, PyAny>) -> PyResult<(f64, Bound<'py, PyAny>)> {
     Ok((f, g))
 }
 
+/// The 1-D vector `v` (argument `name`) and the L-BFGS pairs: as many
+/// `y[i]` as `s[i]`, each of `v`'s shape and dtype; the pairs are returned
+/// as the `s` then the `y`.
+fn read_pairs<'py, T: Element + Copy>(
+    s: &Bound<'py, PyList>,
+    y: &Bound<'py, PyList>,
+    v: &Bound<'py, PyAny>,
+    name: &'static str,
+    dtype: Dtype,
+) -> PyResult<(Input<'py, T>, Vec<Input<'py, T>>)> {
+    let k = s.len();
+    if y.len() != k {
+        return Err(value_error(format!(
+            "s and y: expected as many y as s ({k}), got {}",
+            y.len()
+        )));
+    }
+    let v_in = read::<T>(v, Label::arg(name), dtype)?;
+    if v_in.shape().len() != 1 {
+        return Err(value_error(format!(
+            "{name}: expected a 1-D array, got {} dimensions",
+            v_in.shape().len()
+        )));
+    }
+    let mut inputs = Vec::with_capacity(2 * k);
+    for (list, what) in [(s, Label::arg("s[i]")), (y, Label::arg("y[i]"))] {
+        for item in list.iter() {
+            let a = read::<T>(&item, what, dtype)?;
+            same_shape(v_in.shape(), Label::arg(name), a.shape(), what)?;
+            inputs.push(a);
+        }
+    }
+    Ok((v_in, inputs))
+}
+
 /// `H v` (or `-H v` with `negate`) for the L-BFGS pairs `s[i]`, `y[i]`
 /// (oldest first, 1-D arrays of `v`'s length and dtype), with
 /// `rho_i = 1 / s_i'y_i` and `H0 = gamma I`, `gamma = s'y / y'y` of the
@@ -272,12 +307,6 @@ fn two_loop_typed<'py, T: Real + Element>(
     dtype: Dtype,
 ) -> PyResult<Bound<'py, PyAny>> {
     let k = s.len();
-    if y.len() != k {
-        return Err(value_error(format!(
-            "s and y: expected as many y as s ({k}), got {}",
-            y.len()
-        )));
-    }
     if let Some(r) = &rho {
         if r.len() != k {
             return Err(value_error(format!(
@@ -286,21 +315,7 @@ fn two_loop_typed<'py, T: Real + Element>(
             )));
         }
     }
-    let v_in = read::<T>(v, Label::arg("v"), dtype)?;
-    if v_in.shape().len() != 1 {
-        return Err(value_error(format!(
-            "v: expected a 1-D array, got {} dimensions",
-            v_in.shape().len()
-        )));
-    }
-    let mut inputs = Vec::with_capacity(2 * k);
-    for (list, what) in [(s, Label::arg("s[i]")), (y, Label::arg("y[i]"))] {
-        for item in list.iter() {
-            let a = read::<T>(&item, what, dtype)?;
-            same_shape(v_in.shape(), Label::arg("v"), a.shape(), what)?;
-            inputs.push(a);
-        }
-    }
+    let (v_in, inputs) = read_pairs::<T>(s, y, v, "v", dtype)?;
     let slices: Vec<&[T]> = inputs.iter().map(|a| a.as_slice()).collect();
     let (s_in, y_in) = slices.split_at(k);
     let v_sl = v_in.as_slice();
@@ -366,27 +381,7 @@ fn direction_typed<'py, T: Real + Element>(
     dtype: Dtype,
 ) -> PyResult<Bound<'py, PyAny>> {
     let k = s.len();
-    if y.len() != k {
-        return Err(value_error(format!(
-            "s and y: expected as many y as s ({k}), got {}",
-            y.len()
-        )));
-    }
-    let g_in = read::<T>(g, Label::arg("g"), dtype)?;
-    if g_in.shape().len() != 1 {
-        return Err(value_error(format!(
-            "g: expected a 1-D array, got {} dimensions",
-            g_in.shape().len()
-        )));
-    }
-    let mut inputs = Vec::with_capacity(2 * k);
-    for (list, what) in [(s, Label::arg("s[i]")), (y, Label::arg("y[i]"))] {
-        for item in list.iter() {
-            let a = read::<T>(&item, what, dtype)?;
-            same_shape(g_in.shape(), Label::arg("g"), a.shape(), what)?;
-            inputs.push(a);
-        }
-    }
+    let (g_in, inputs) = read_pairs::<T>(s, y, g, "g", dtype)?;
     let slices: Vec<&[T]> = inputs.iter().map(|a| a.as_slice()).collect();
     let (s_in, y_in) = slices.split_at(k);
     let g_sl = g_in.as_slice();
