@@ -444,7 +444,10 @@ def _newton_solver(hess: Callable, n: int, dtype: np.dtype, counts: dict) -> Cal
         if not np.isfinite(h).all():
             # A NaN step: the run stops cleanly (status 2, not a descent direction).
             return np.full(g.shape, np.nan, dtype=dtype)
-        h = 0.5 * (h.astype(np.float64) + h.T)
+        # One n x n float64 array for the symmetric part (the factor is the
+        # only other one; a shifted copy only when a shift is needed).
+        h = np.add(h, h.T, dtype=np.float64)
+        h *= 0.5
         factor, tau = _modified_cholesky(h)
         if factor is None:  # no shift helped: stop cleanly, as for a NaN Hessian
             return np.full(g.shape, np.nan, dtype=dtype)
@@ -465,12 +468,17 @@ def _modified_cholesky(h: np.ndarray) -> tuple:
     then costs two triangular solves (``_core.cholesky_solve``), O(n^2)."""
     n = h.shape[0]
     beta = 1e-3 * max(float(np.linalg.norm(h)) / math.sqrt(n), np.finfo(np.float64).tiny)
-    min_diag = float(np.min(np.diag(h)))
+    min_diag = float(np.min(np.diagonal(h)))
     tau = 0.0 if min_diag > 0 else beta - min_diag
-    eye = np.eye(n)
+    shifted = None
     for _ in range(200):
+        if tau:
+            if shifted is None:
+                shifted = np.empty_like(h)
+            np.copyto(shifted, h)
+            shifted.flat[:: n + 1] += tau
         try:
-            return np.linalg.cholesky(h + tau * eye if tau else h), tau
+            return np.linalg.cholesky(shifted if tau else h), tau
         except np.linalg.LinAlgError:
             tau = max(2.0 * tau, beta)
     return None, tau
