@@ -277,6 +277,39 @@ where
     Ok(())
 }
 
+/// A source and a destination of one length, cut together.
+struct CopyPair<'a, T> {
+    src: &'a [T],
+    dst: &'a mut [T],
+}
+
+impl<T: Send + Sync> Split for CopyPair<'_, T> {
+    fn len(&self) -> usize {
+        self.dst.len()
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (s0, s1) = split_ref(self.src, mid);
+        let (d0, d1) = split_mut(self.dst, mid);
+        (CopyPair { src: s0, dst: d0 }, CopyPair { src: s1, dst: d1 })
+    }
+}
+
+/// `dst.copy_from_slice(src)` over fixed chunks in parallel (a large copy
+/// is faster on several cores than on one). Errs if the lengths differ.
+pub fn copy<T: Copy + Send + Sync>(src: &[T], dst: &mut [T]) -> Result<()> {
+    if src.len() != dst.len() {
+        return Err(Error::LengthMismatch {
+            what: "copy destination".into(),
+            expected: src.len(),
+            got: dst.len(),
+        });
+    }
+    for_each_chunk(vec![CopyPair { src, dst }], |p| {
+        p.dst.copy_from_slice(p.src)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +324,20 @@ mod tests {
             let cut = self.0.start + mid;
             (Range(self.0.start..cut), Range(cut..self.0.end))
         }
+    }
+
+    #[test]
+    fn copy_copies_every_element_at_any_thread_count() {
+        for n in [0, 1, INLINE_MAX, INLINE_MAX + 1, 3 * CHUNK + 17] {
+            let src: Vec<u64> = (0..n as u64).map(|i| i * 2654435761).collect();
+            for threads in [1, 2, 3] {
+                set_num_threads(threads).unwrap();
+                let mut dst = vec![7u64; n];
+                copy(&src, &mut dst).unwrap();
+                assert!(dst == src, "n={n} threads={threads}");
+            }
+        }
+        assert!(copy(&[1u8, 2], &mut [0u8; 3]).is_err());
     }
 
     #[test]

@@ -11,12 +11,13 @@
 use lec7rs_core::optimize::{
     two_loop, HessInv, History, Method, Minimizer, Options, Pair, Request, Search,
 };
+use lec7rs_core::parallel;
 use lec7rs_core::simd::Real;
 use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::arrays::{dtype_of, read, same_shape, Dtype, Input, Label};
+use crate::arrays::{dtype_of, empty, read, same_shape, Dtype, Input, Label};
 use crate::errors::{type_error, value_error, CoreResult};
 
 /// The options of one run, as `minimize` passes them (a dict).
@@ -193,19 +194,22 @@ fn run<'py, T: Real + Element>(
     (x, f, g, nit, nfev, status, message, hess).into_pyobject(py)
 }
 
-/// A fresh array of `shape` holding `data` (copied with the GIL released).
+/// A new array of `shape` holding `data`, copied in parallel with the GIL
+/// released; from the output-buffer cache, so that handing `x` to the
+/// objective at every evaluation does not fault in fresh pages.
 fn to_numpy<'py, T: Real + Element>(
     py: Python<'py>,
     data: &[T],
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: the array is new, C-contiguous, and fully written below
-    // before Python sees it.
-    let arr = unsafe { PyArray1::<T>::new(py, data.len(), false) };
-    let dst = unsafe { arr.as_slice_mut() }
-        .map_err(|_| value_error("cannot write a new array".into()))?;
-    py.detach(|| dst.copy_from_slice(data));
-    Ok(arr.reshape(shape)?.into_any())
+    let arr = empty::<T>(py, shape)?;
+    let mut rw = arr
+        .try_readwrite()
+        .map_err(|e| value_error(e.to_string()))?;
+    let dst = rw.as_slice_mut().map_err(|e| value_error(e.to_string()))?;
+    py.detach(|| parallel::copy(data, dst)).context("")?;
+    drop(rw);
+    Ok(arr.into_any())
 }
 
 /// `fun(x)` must return `(f, g)`: f a real number, g an array.
