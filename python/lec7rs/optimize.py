@@ -9,8 +9,8 @@ and bit-identical for any thread count and SIMD level.
 An objective that calls multi-threaded BLAS (``x @ x`` on large arrays)
 leaves OpenBLAS's worker threads spinning for a while after each call, on
 the cores lec7rs's threads then want: on a 2-core machine, n = 1e6, the
-optimizer's own time per iteration is about 23 ms with
-``OPENBLAS_NUM_THREADS=1`` and 37 ms without (no faster than 1 lec7rs
+optimizer's own time per iteration is about 19 ms with
+``OPENBLAS_NUM_THREADS=1`` and 33-35 ms without (no faster than 1 lec7rs
 thread). Limit BLAS to one thread (``OPENBLAS_NUM_THREADS=1``, or
 ``threadpoolctl.threadpool_limits(1)`` around the run) when the objective's
 BLAS calls are small.
