@@ -43,14 +43,19 @@ def test_env_forces_simd_level_and_threads():
 
 
 @pytest.mark.parametrize(
-    ("var", "value"), [("LEC7RS_SIMD", "sse9"), ("LEC7RS_NUM_THREADS", "zero")]
+    ("var", "value"),
+    [("LEC7RS_SIMD", "sse9"), ("LEC7RS_NUM_THREADS", "zero"), ("LEC7RS_BUFFER_CACHE_MB", "-1")],
 )
 def test_bad_env_warns_and_falls_back(var, value):
-    out = run("import lec7rs; print(lec7rs.simd_level(), lec7rs.get_num_threads())", **{var: value})
+    code = (
+        "import lec7rs; from lec7rs import _core; "
+        "print(lec7rs.simd_level(), lec7rs.get_num_threads(), _core._buffer_cache()[2])"
+    )
+    out = run(code, **{var: value})
     assert out.returncode == 0, out.stderr
     assert "RuntimeWarning" in out.stderr and var in out.stderr
-    level, n = out.stdout.split()
-    assert level == _core.simd_levels()[0] and int(n) >= 1
+    level, n, cache = out.stdout.split()
+    assert level == _core.simd_levels()[0] and int(n) >= 1 and int(cache) == 256 << 20
 
 
 def test_unsupported_env_level_falls_back_with_warning():

@@ -194,13 +194,27 @@ pub fn capacity() -> usize {
     if cap != UNSET {
         return cap;
     }
-    let mb = std::env::var("LEC7RS_BUFFER_CACHE_MB")
+    let mb = capacity_mb_from_env()
         .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
+        .flatten()
         .unwrap_or(DEFAULT_CAPACITY_MB);
     let cap = mb.saturating_mul(1 << 20).min(UNSET - 1);
     CAPACITY.store(cap, Ordering::Relaxed);
     cap
+}
+
+/// The cap in MiB named by `LEC7RS_BUFFER_CACHE_MB`, if set. A value that
+/// is not a non-negative integer is an error, which the caller reports (the
+/// cache then uses the default).
+pub fn capacity_mb_from_env() -> Result<Option<usize>> {
+    match std::env::var("LEC7RS_BUFFER_CACHE_MB") {
+        Ok(s) if !s.trim().is_empty() => s.trim().parse::<usize>().map(Some).map_err(|_| {
+            Error::Environment(format!(
+                "LEC7RS_BUFFER_CACHE_MB={s:?} is not a whole number of MiB (0 turns the cache off)"
+            ))
+        }),
+        _ => Ok(None),
+    }
 }
 
 /// Sets the cap on the bytes cached (0 turns the cache off) and frees the

@@ -24,6 +24,9 @@ pub enum Error {
     MissingState { what: String },
     /// A thread count of zero, or one the OS refused.
     Threads(String),
+    /// An environment variable whose value cannot be used, e.g.
+    /// `LEC7RS_BUFFER_CACHE_MB=lots`.
+    Environment(String),
     /// A SIMD level that is unknown or that this CPU does not have.
     SimdLevel(String),
     /// A buffer (an L-BFGS history, a dense inverse Hessian) that cannot be
@@ -54,6 +57,7 @@ impl fmt::Display for Error {
             } => write!(f, "{what}: expected {expected} elements, got {got}"),
             Error::MissingState { what } => write!(f, "missing optimizer state {what}"),
             Error::Threads(msg) => write!(f, "{msg}"),
+            Error::Environment(msg) => write!(f, "{msg}"),
             Error::SimdLevel(msg) => write!(f, "{msg}"),
             Error::OutOfMemory { what, bytes } => {
                 write!(f, "cannot allocate {what} ({bytes} bytes)")

@@ -20,6 +20,7 @@ pub fn core(context: &str, err: Error) -> PyErr {
         | Error::LengthMismatch { .. }
         | Error::MissingState { .. }
         | Error::Threads(_)
+        | Error::Environment(_)
         | Error::SimdLevel(_)
         | Error::Random(_)
         | Error::Shape(_) => PyValueError::new_err(msg),

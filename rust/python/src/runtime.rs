@@ -38,7 +38,8 @@ pub fn set_num_threads(n: i64) -> PyResult<()> {
     parallel::set_num_threads(n).context("n")
 }
 
-/// Problems with `LEC7RS_SIMD` / `LEC7RS_NUM_THREADS`, for a warning at import.
+/// Problems with `LEC7RS_SIMD` / `LEC7RS_NUM_THREADS` /
+/// `LEC7RS_BUFFER_CACHE_MB`, for a warning at import.
 #[pyfunction]
 pub fn env_warnings() -> Vec<String> {
     let mut out = Vec::new();
@@ -47,6 +48,9 @@ pub fn env_warnings() -> Vec<String> {
     }
     if let Err(e) = parallel::num_threads_from_env() {
         out.push(format!("{e}; using the number of CPUs"));
+    }
+    if let Err(e) = buffers::capacity_mb_from_env() {
+        out.push(format!("{e}; using {} MiB", buffers::DEFAULT_CAPACITY_MB));
     }
     out
 }
