@@ -32,7 +32,7 @@ import sys
 import lec7rs
 import numpy as np
 from lec7rs import regularization as R
-from targets import best_of, build_roofline, median_call, roofline
+from targets import best_of, build_roofline, median_call, print_table, roofline
 
 
 def main() -> int:
@@ -141,13 +141,7 @@ def main() -> int:
         True,
     )
 
-    widths = [max(len(str(c)) for c in col) for col in zip(*rows)]
-    head = ("target", "lec7rs", "baseline", "ratio", "goal", "met")
-    widths = [max(w, len(h)) for w, h in zip(widths, head)]
-    print()
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    print_table(rows)
     return 0
 
 

@@ -81,6 +81,16 @@ def median_call(fn, calls: int, rounds: int = 7) -> float:
     return statistics.median(per_round)
 
 
+def print_table(rows) -> None:
+    """The side-by-side table of the target scripts: rows of (target,
+    lec7rs, baseline, ratio, goal, met), columns padded to fit."""
+    head = ("target", "lec7rs", "baseline", "ratio", "goal", "met")
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    print()
+    for r in (head, *rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
 def data(n: int, dtype=np.float32):
     p = np.ones(n, dtype)
     g = (0.01 * (np.arange(n) % 7) - 0.03).astype(dtype)
@@ -263,13 +273,7 @@ def main() -> int:
                 r <= 1.2,
             )
 
-    widths = [max(len(str(c)) for c in col) for col in zip(*rows)]
-    head = ("target", "lec7rs", "baseline", "ratio", "goal", "met")
-    widths = [max(w, len(h)) for w, h in zip(widths, head)]
-    print()
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    print_table(rows)
     return 0
 
 

@@ -33,7 +33,7 @@ from lec7rs.averaging import PolyakAverage
 from lec7rs.optim import Adam
 
 # benches/targets.py, next to this script (on sys.path when run as a script).
-from targets import best_of, build_roofline, roofline
+from targets import best_of, build_roofline, print_table, roofline
 
 
 def update_time(n: int, decay, reps: int) -> float:
@@ -178,12 +178,7 @@ def main() -> int:
         if args.dir is None:
             shutil.rmtree(folder, ignore_errors=True)
 
-    head = ("target", "lec7rs", "baseline", "ratio", "goal", "met")
-    rows = [(*r[:5], "yes" if r[5] else "NO") for r in rows]
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-    print()
-    for r in (head, *rows):
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    print_table([(*r[:5], "yes" if r[5] else "NO") for r in rows])
     return 0
 
 
