@@ -169,13 +169,20 @@ fn give_back(buf: Buffer) {
     let Some(mut cache) = lock() else {
         return buf.free();
     };
-    let mut total: usize = cache.iter().map(|b| b.len).sum::<usize>() + buf.len;
-    while !cache.is_empty() && (total > cap || cache.len() >= MAX_BUFFERS) {
+    // Room for `buf`: one slot and `buf.len` bytes under the cap.
+    evict(&mut cache, cap - buf.len, MAX_BUFFERS - 1);
+    cache.push(buf);
+}
+
+/// Frees the oldest cached buffers until at most `count` remain, holding
+/// at most `bytes` in all.
+fn evict(cache: &mut Vec<Buffer>, bytes: usize, count: usize) {
+    let mut total: usize = cache.iter().map(|b| b.len).sum();
+    while !cache.is_empty() && (total > bytes || cache.len() > count) {
         let old = cache.remove(0);
         total -= old.len;
         old.free();
     }
-    cache.push(buf);
 }
 
 fn lock() -> Option<std::sync::MutexGuard<'static, Vec<Buffer>>> {
@@ -223,12 +230,7 @@ pub fn set_capacity(bytes: usize) {
     let cap = bytes.min(UNSET - 1);
     CAPACITY.store(cap, Ordering::Relaxed);
     if let Some(mut cache) = lock() {
-        let mut total: usize = cache.iter().map(|b| b.len).sum();
-        while !cache.is_empty() && total > cap {
-            let old = cache.remove(0);
-            total -= old.len;
-            old.free();
-        }
+        evict(&mut cache, cap, MAX_BUFFERS);
     }
 }
 
