@@ -10,8 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lec7rs_core::optim::{
-    adagrad_step, adam_step, rmsprop_step, sgd_step, AdagradHyper, AdagradTensor, AdamHyper,
-    AdamTensor, RmspropHyper, RmspropTensor, SgdHyper, SgdTensor,
+    self, Adagrad, Adam, Kind, Rmsprop, Rule, Sgd, SgdHyper, Tensor, MAX_SLOTS,
 };
 use lec7rs_core::{parallel, simd};
 
@@ -38,147 +37,104 @@ fn header(c: &mut Criterion) {
     );
 }
 
-fn adam(c: &mut Criterion) {
-    let mut group = c.benchmark_group("adam_f32");
+/// The state arrays of rule `R` for `k` tensors of `n` elements with
+/// hyperparameters `h` (only the slots they use), and the bytes a step
+/// moves: param and grad read, param written, each slot read and written.
+fn state<R: Rule>(h: &R::Hyper, n: usize) -> (Vec<Vec<f32>>, u64) {
+    let used: Vec<usize> = (0..R::SLOTS.len())
+        .filter(|&k| R::SLOTS[k].kind != Kind::Scalar && R::uses(h, k, 1))
+        .collect();
+    let slots = (0..R::SLOTS.len())
+        .map(|k| {
+            let len = if used.contains(&k) { n } else { 0 };
+            vec![R::init(h, k) as f32; len]
+        })
+        .collect();
+    (slots, (12 + 8 * used.len() as u64) * n as u64)
+}
+
+/// A tensor's param, grad and state slots.
+type Item = (Vec<f32>, Vec<f32>, Vec<Vec<f32>>);
+
+fn tensors<'a, R: Rule>(
+    items: &'a mut [Item],
+    shapes: &'a [[usize; 1]],
+    h: R::Hyper,
+    step: u64,
+) -> Vec<Tensor<'a, f32, R::Hyper>> {
+    items
+        .iter_mut()
+        .zip(shapes)
+        .map(|((p, g, slots), shape)| {
+            let mut all: [&mut [f32]; MAX_SLOTS] = Default::default();
+            for (k, s) in slots.iter_mut().enumerate() {
+                all[k] = s;
+            }
+            Tensor {
+                param: p,
+                grad: g,
+                shape,
+                slots: all,
+                scalars: [0.0; MAX_SLOTS],
+                fresh: [false; MAX_SLOTS],
+                step,
+                hyper: h,
+                grad_scale: None,
+            }
+        })
+        .collect()
+}
+
+/// Steps of rule `R` over `k` tensors of each size.
+fn bench_rule<R: Rule>(c: &mut Criterion, name: &str, h: R::Hyper, k: usize) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
-    for n in sizes() {
-        let (mut p, g) = data(n);
-        let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
+    let sizes = if k == 1 { sizes() } else { vec![50_000] };
+    for n in sizes {
+        let (_, bytes) = state::<R>(&h, n);
+        let mut items: Vec<_> = (0..k)
+            .map(|_| {
+                let (p, g) = data(n);
+                (p, g, state::<R>(&h, n).0)
+            })
+            .collect();
+        let shapes = vec![[n]; k];
         let mut step = 0;
-        // Reads p, g, m, v; writes p, m, v.
-        group.throughput(Throughput::Bytes(28 * n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+        group.throughput(Throughput::Bytes(bytes * k as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n * k), &n, |b, _| {
             b.iter(|| {
                 step += 1;
-                adam_step(vec![AdamTensor {
-                    param: &mut p,
-                    grad: &g,
-                    exp_avg: &mut m,
-                    exp_avg_sq: &mut v,
-                    max_exp_avg_sq: &mut [],
-                    step,
-                    hyper: AdamHyper::default(),
-                }])
-                .unwrap()
+                let mut ts = tensors::<R>(&mut items, &shapes, h, step);
+                optim::step::<R, f32>(&mut ts).unwrap()
             })
         });
     }
     group.finish();
+}
+
+fn adam(c: &mut Criterion) {
+    bench_rule::<Adam>(c, "adam_f32", Default::default(), 1);
 }
 
 fn adam_many_tensors(c: &mut Criterion) {
     // 200 tensors of 50k elements, one call: the multi-tensor job.
-    let mut group = c.benchmark_group("adam_f32_200x50k");
-    group.sample_size(10);
-    let (k, n) = (200, 50_000);
-    let mut tensors: Vec<_> = (0..k)
-        .map(|_| {
-            let (p, g) = data(n);
-            (p, g, vec![0.0f32; n], vec![0.0f32; n])
-        })
-        .collect();
-    let mut step = 0;
-    group.throughput(Throughput::Bytes(28 * (k * n) as u64));
-    group.bench_function("10M", |b| {
-        b.iter(|| {
-            step += 1;
-            adam_step(
-                tensors
-                    .iter_mut()
-                    .map(|(p, g, m, v)| AdamTensor {
-                        param: p,
-                        grad: g,
-                        exp_avg: m,
-                        exp_avg_sq: v,
-                        max_exp_avg_sq: &mut [],
-                        step,
-                        hyper: AdamHyper::default(),
-                    })
-                    .collect(),
-            )
-            .unwrap()
-        })
-    });
-    group.finish();
+    bench_rule::<Adam>(c, "adam_f32_200x50k", Default::default(), 200);
 }
 
 fn sgd_momentum(c: &mut Criterion) {
-    let mut group = c.benchmark_group("sgd_momentum_f32");
-    group.sample_size(10);
-    for n in sizes() {
-        let (mut p, g) = data(n);
-        let mut b = vec![0.0f32; n];
-        let hyper = SgdHyper {
-            momentum: 0.9,
-            ..SgdHyper::default()
-        };
-        // Reads p, g, b; writes p, b.
-        group.throughput(Throughput::Bytes(20 * n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
-            bench.iter(|| {
-                sgd_step(vec![SgdTensor {
-                    param: &mut p,
-                    grad: &g,
-                    momentum_buffer: &mut b,
-                    first: false,
-                    hyper,
-                }])
-                .unwrap()
-            })
-        });
-    }
-    group.finish();
+    let h = SgdHyper {
+        momentum: 0.9,
+        ..SgdHyper::default()
+    };
+    bench_rule::<Sgd>(c, "sgd_momentum_f32", h, 1);
 }
 
 fn adagrad(c: &mut Criterion) {
-    let mut group = c.benchmark_group("adagrad_f32");
-    group.sample_size(10);
-    for n in sizes() {
-        let (mut p, g) = data(n);
-        let mut s = vec![0.0f32; n];
-        let mut step = 0;
-        // Reads p, g, s; writes p, s.
-        group.throughput(Throughput::Bytes(20 * n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| {
-                step += 1;
-                adagrad_step(vec![AdagradTensor {
-                    param: &mut p,
-                    grad: &g,
-                    sum: &mut s,
-                    step,
-                    hyper: AdagradHyper::default(),
-                }])
-                .unwrap()
-            })
-        });
-    }
-    group.finish();
+    bench_rule::<Adagrad>(c, "adagrad_f32", Default::default(), 1);
 }
 
 fn rmsprop(c: &mut Criterion) {
-    let mut group = c.benchmark_group("rmsprop_f32");
-    group.sample_size(10);
-    for n in sizes() {
-        let (mut p, g) = data(n);
-        let mut v = vec![0.0f32; n];
-        // Reads p, g, v; writes p, v.
-        group.throughput(Throughput::Bytes(20 * n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| {
-                rmsprop_step(vec![RmspropTensor {
-                    param: &mut p,
-                    grad: &g,
-                    square_avg: &mut v,
-                    momentum_buffer: &mut [],
-                    grad_avg: &mut [],
-                    hyper: RmspropHyper::default(),
-                }])
-                .unwrap()
-            })
-        });
-    }
-    group.finish();
+    bench_rule::<Rmsprop>(c, "rmsprop_f32", Default::default(), 1);
 }
 
 criterion_group!(

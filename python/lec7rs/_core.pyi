@@ -2,10 +2,45 @@
 public names are re-exported by ``lec7rs`` and used by ``lec7rs.optim``)."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "PhiloxStream",
+    "__version__",
+    "_buffer_cache",
+    "_clear_buffer_cache",
+    "_panic_in_pool",
+    "augment_color_jitter",
+    "augment_crop",
+    "augment_flip",
+    "augment_resized_crop",
+    "average_check",
+    "average_update",
+    "cholesky_solve",
+    "dropout",
+    "dropout_backward",
+    "env_warnings",
+    "fractional_max_pool2d",
+    "fractional_max_pool2d_backward",
+    "get_num_threads",
+    "lbfgs_direction",
+    "lbfgs_two_loop",
+    "minimize",
+    "optimizer_check",
+    "optimizer_rule",
+    "optimizer_step",
+    "philox_algorithm",
+    "philox_block",
+    "set_num_threads",
+    "set_simd_level",
+    "simd_level",
+    "simd_levels",
+    "slot_shape",
+    "stochastic_depth",
+]
 
 __version__: str
 
@@ -16,63 +51,25 @@ def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 def env_warnings() -> list[str]: ...
 
-# A step call returns True (stepped), False (skipped: a grad was not finite)
-# or the list of (tensor, slot) pairs whose state must be created first.
-_Outcome = bool | list[tuple[int, int]]
-_Arrays = list[np.ndarray | None]
-
-def sgd_step(
+# lec7rs.optim: the generic step of every first-order rule (see
+# rust/python/src/step.rs). `state` has one entry per slot of the rule: a
+# list of arrays (None: not created yet) or a float64 array of per-tensor
+# numbers (NaN: not created yet). Returns False when the step was skipped.
+def optimizer_step(
+    rule: str,
     params: list[np.ndarray],
-    grads: _Arrays,
-    momentum_buffer: _Arrays,
+    grads: list[np.ndarray | None],
+    state: list[Any],
     steps: npt.NDArray[np.int64],
+    groups: list[dict[str, Any]],
     group_of: list[int],
-    hypers: list[tuple[Any, ...]],
-    fresh: Sequence[int],
     labels: list[str],
     check_finite: bool,
-) -> _Outcome: ...
-def sgd_check(hyper: tuple[Any, ...]) -> None: ...
-def adagrad_step(
-    params: list[np.ndarray],
-    grads: _Arrays,
-    sum: _Arrays,
-    steps: npt.NDArray[np.int64],
-    group_of: list[int],
-    hypers: list[tuple[Any, ...]],
-    fresh: Sequence[int],
-    labels: list[str],
-    check_finite: bool,
-) -> _Outcome: ...
-def adagrad_check(hyper: tuple[Any, ...]) -> None: ...
-def rmsprop_step(
-    params: list[np.ndarray],
-    grads: _Arrays,
-    square_avg: _Arrays,
-    momentum_buffer: _Arrays,
-    grad_avg: _Arrays,
-    steps: npt.NDArray[np.int64],
-    group_of: list[int],
-    hypers: list[tuple[Any, ...]],
-    fresh: Sequence[int],
-    labels: list[str],
-    check_finite: bool,
-) -> _Outcome: ...
-def rmsprop_check(hyper: tuple[Any, ...]) -> None: ...
-def adam_step(
-    params: list[np.ndarray],
-    grads: _Arrays,
-    exp_avg: _Arrays,
-    exp_avg_sq: _Arrays,
-    max_exp_avg_sq: _Arrays,
-    steps: npt.NDArray[np.int64],
-    group_of: list[int],
-    hypers: list[tuple[Any, ...]],
-    fresh: Sequence[int],
-    labels: list[str],
-    check_finite: bool,
-) -> _Outcome: ...
-def adam_check(hyper: tuple[Any, ...]) -> None: ...
+    grad_scale: float | None = None,
+) -> bool: ...
+def optimizer_check(rule: str, group: dict[str, Any]) -> None: ...
+def optimizer_rule(rule: str) -> tuple[list[str], list[tuple[str, str]]]: ...
+def slot_shape(kind: str, shape: Sequence[int]) -> list[int] | None: ...
 
 # lec7rs.optimize: the minimize loop; returns (x, f, g, nit, nfev, status,
 # message, hess) with hess None, ("lbfgs", s, y, order) or ("dense", h).
@@ -113,8 +110,9 @@ def average_check(decay: float | None) -> None: ...
 
 # Random streams and regularization (lec7rs.Generator, lec7rs.regularization).
 
+@final
 class PhiloxStream:
-    def __init__(self, key0: int, key1: int, counter: int, spawned: int) -> None: ...
+    def __new__(cls, key0: int, key1: int, counter: int, spawned: int) -> PhiloxStream: ...
     def state(self) -> tuple[int, int, int, int]: ...
     def spawn_keys(self, n: int) -> list[tuple[int, int]]: ...
     def words(self, n: int) -> npt.NDArray[np.uint32]: ...

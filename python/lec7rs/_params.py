@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .optim.optimizer import _as_groups, _check_param, _first_overlap
+from .optim._params import _as_groups, _check_param, _first_overlap
 
 
 class FlatParams:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._params import FlatParams
-from ..optim.optimizer import ParamsT, _is_int
+from ..optim._params import ParamsT, _is_int
 from ._state import STATE_DICT_VERSION, check_arrays, check_header, check_names
 
 

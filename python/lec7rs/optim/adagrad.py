@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-import numpy as np
-
-from .. import _core
 from .optimizer import Optimizer, ParamsT
 
 
@@ -30,17 +25,7 @@ class Adagrad(Optimizer):
     ``initial_accumulator_value``.
     """
 
-    _slots: ClassVar[tuple[str, ...]] = ("sum",)
-    _hyper_keys: ClassVar[tuple[str, ...]] = (
-        "lr",
-        "lr_decay",
-        "weight_decay",
-        "initial_accumulator_value",
-        "eps",
-        "maximize",
-    )
-    _kernel = staticmethod(_core.adagrad_step)
-    _checker = staticmethod(_core.adagrad_check)
+    _rule = "adagrad"
 
     def __init__(
         self,
@@ -54,28 +39,4 @@ class Adagrad(Optimizer):
         *,
         check_finite: bool = False,
     ):
-        defaults = dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, check_finite=check_finite)
-
-    def _hyper(self, g: Any) -> tuple:
-        return (
-            g["lr"],
-            g["lr_decay"],
-            g["weight_decay"],
-            g["initial_accumulator_value"],
-            g["eps"],
-            g["maximize"],
-            g["frozen"],
-        )
-
-    def _new_state(self, slot: str, param: np.ndarray, group: Any) -> np.ndarray:
-        # A value beyond float32's range becomes inf, as in PyTorch.
-        with np.errstate(over="ignore"):
-            return np.full(param.shape, group["initial_accumulator_value"], dtype=param.dtype)
+        super().__init__(params, self._pick(locals()), check_finite=check_finite)

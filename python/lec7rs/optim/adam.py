@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from .. import _core
 from .optimizer import Optimizer, ParamsT
 
 
@@ -31,22 +28,15 @@ class Adam(Optimizer):
     "Adam with beta1 = 0.9, beta2 = 0.999 and learning_rate = 1e-3 or 5e-4 is
     a great starting point for many models" (the lecture).
 
+    ``decoupled_weight_decay=True`` is AdamW's rule (torch 2.x): the param
+    is multiplied by ``1 - lr * weight_decay`` instead of the penalty on the
+    gradient; bit-identical to :class:`AdamW` with the same arguments.
+
     State per param: ``exp_avg``, ``exp_avg_sq``, and ``max_exp_avg_sq``
     with amsgrad; ``step`` in ``state_dict()``.
     """
 
-    _slots: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    _hyper_keys: ClassVar[tuple[str, ...]] = (
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "amsgrad",
-        "maximize",
-    )
-    _kernel = staticmethod(_core.adam_step)
-    _checker = staticmethod(_core.adam_check)
-    _decoupled: ClassVar[bool] = False
+    _rule = "adam"
 
     def __init__(
         self,
@@ -57,30 +47,11 @@ class Adam(Optimizer):
         weight_decay: float = 0,
         amsgrad: bool = False,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
         *,
         check_finite: bool = False,
     ):
-        defaults = dict(
-            lr=lr,
-            betas=_pair(betas),
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, check_finite=check_finite)
-
-    def _hyper(self, g: Any) -> tuple:
-        return (
-            g["lr"],
-            tuple(g["betas"]),
-            g["eps"],
-            g["weight_decay"],
-            g["amsgrad"],
-            g["maximize"],
-            self._decoupled,
-            g["frozen"],
-        )
+        super().__init__(params, self._pick(locals()), check_finite=check_finite)
 
 
 class AdamW(Adam):
@@ -90,10 +61,9 @@ class AdamW(Adam):
     ``p = p * (1 - lr * weight_decay)``, before the Adam update, instead of
     adding ``weight_decay * p`` to the gradient (an L2 penalty, which Adam's
     scaling would weaken for large-gradient weights). Default
-    ``weight_decay=1e-2``, as ``torch.optim.AdamW``.
+    ``weight_decay=1e-2``, as ``torch.optim.AdamW``. Its groups hold
+    ``decoupled_weight_decay=True``.
     """
-
-    _decoupled: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -107,21 +77,5 @@ class AdamW(Adam):
         *,
         check_finite: bool = False,
     ):
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            check_finite=check_finite,
-        )
-
-
-def _pair(betas: Any) -> tuple:
-    try:
-        b1, b2 = betas
-    except (TypeError, ValueError):
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-    return (b1, b2)
+        hyper = {**self._pick(locals()), "decoupled_weight_decay": True}
+        Optimizer.__init__(self, params, hyper, check_finite=check_finite)

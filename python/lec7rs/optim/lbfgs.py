@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import _core
 from ..reference.lbfgs import torch_strong_wolfe
-from .optimizer import Optimizer, ParamsT, _is_int
+from ._params import _is_int
+from .optimizer import Optimizer, ParamsT
 
 _STATE_KEYS = (
     "func_evals",

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Iterable, Mapping
+import math
+import os
+import threading
+import weakref
+from collections.abc import Mapping
 from typing import Any, Callable, ClassVar, Optional, Union
 
 import numpy as np
 
-ParamsT = Union[
-    Iterable[np.ndarray],
-    Mapping[Any, np.ndarray],
-    Iterable[Mapping[str, Any]],
-]
+from .. import _core
+from ._params import ParamsT, Spans, _as_groups, _check_param, _is_int
+
+__all__ = ["GradsT", "Optimizer", "ParamsT"]
+
 GradsT = Union[list, tuple, Mapping[Any, Optional[np.ndarray]]]
 
 _STATE_DICT_VERSION = 1
+# Step counts stay below this (int64; the step that would pass it raises).
+_MAX_STEP = 2**62
+
+# Every optimizer's lock is new in a forked child: a lock held by a thread
+# of the parent (one that was inside a step) would never be released there.
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def _renew_locks() -> None:
+    for opt in list(_LIVE):
+        opt._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks)
 
 
 class Optimizer:
@@ -41,27 +59,58 @@ class Optimizer:
     skip in the state dict; the next finite step proceeds as if the bad one
     never came. Without it, NaN and inf propagate as in PyTorch.
 
+    ``step(grads, grad_scale=c)`` reads every grad as ``grad * c`` (``c``
+    rounded to the grads' dtype, one multiply in that dtype, as NumPy's
+    ``g * c``) without writing the grads: clipping by a global norm, loss
+    scaling and averaging fold into the step.
+
     Every argument is checked before anything is written: a call that raises
-    has changed no array and no state.
+    has changed no array and no state. The first step is one call into Rust
+    like every other: the state is created after every check has passed.
+    ``step``, ``state_dict``, ``load_state_dict`` and ``add_param_group``
+    of one optimizer are serialised (a lock): called from several threads,
+    each sees the others whole, never torn.
+
+    A subclass names its update rule (``_rule``, a row of the binding's
+    table): the hyperparameter names and the state slots come from the
+    rule's one description in the Rust core.
     """
 
-    #: The state arrays of each param, in the order of the kernel's lists.
+    #: The name of the update rule in the core's table (None: not a
+    #: first-order rule, e.g. LBFGS).
+    _rule: ClassVar[str | None] = None
+    #: The state slots of each param and their kinds ("param", "rows",
+    #: "cols", "scalar"), in the rule's order; from the core.
     _slots: ClassVar[tuple[str, ...]] = ()
+    _kinds: ClassVar[tuple[str, ...]] = ()
     #: The group keys that are hyperparameters (besides ``frozen``).
     _hyper_keys: ClassVar[tuple[str, ...]] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        rule = cls.__dict__.get("_rule")
+        if rule is not None:
+            names, slots = _core.optimizer_rule(rule)
+            cls._hyper_keys = tuple(names)
+            cls._slots = tuple(name for name, _ in slots)
+            cls._kinds = tuple(kind for _, kind in slots)
+
     def __init__(self, params: ParamsT, defaults: dict, *, check_finite: bool = False):
+        self._lock = threading.RLock()
+        _LIVE.add(self)
         self.defaults = dict(defaults)
         self._validate(self.defaults, "")
-        self.check_finite = bool(check_finite)
+        self.check_finite = _flag("check_finite", check_finite)
         self.last_step_skipped = False
         self._skipped_steps = 0
         self.param_groups: list[dict] = []
         self._params: list[np.ndarray] = []
         self._keys: list[Any] = []
+        self._key_set: set = set()
         self._labels: list[str] = []
         self._group_of: list[int] = []
-        self._state: list[list[np.ndarray | None]] = [[] for _ in self._slots]
+        self._spans = Spans()
+        self._state: list = [self._empty_slot(k, 0) for k in self._kinds]
         self._steps = np.zeros(0, dtype=np.int64)
         groups = _as_groups(params)
         if not groups:
@@ -71,31 +120,32 @@ class Optimizer:
         if not self._params:
             raise ValueError("optimizer got an empty parameter list")
 
-    # -- hooks of the concrete optimizers ---------------------------------------
+    @classmethod
+    def _pick(cls, values: Mapping[str, Any]) -> dict:
+        """The hyperparameters among a constructor's ``locals()``."""
+        return {k: values[k] for k in cls._hyper_keys if k in values}
 
-    _kernel: ClassVar[Callable[..., Any]]
-    _checker: ClassVar[Callable[[tuple], None]]
-
-    def _hyper(self, group: Mapping[str, Any]) -> tuple:
-        """The group's hyperparameters as the kernel's tuple (frozen last)."""
-        raise NotImplementedError
-
-    def _new_state(self, slot: str, param: np.ndarray, group: Mapping[str, Any]) -> np.ndarray:
-        """A fresh state array for ``param`` (zeros unless overridden)."""
-        return np.zeros(param.shape, dtype=param.dtype)
+    @staticmethod
+    def _empty_slot(kind: str, n: int) -> Any:
+        # Array slots: a list (None: no state yet); scalar slots: float64
+        # numbers (NaN: no state yet).
+        return np.full(n, np.nan) if kind == "scalar" else [None] * n
 
     # -- groups -------------------------------------------------------------------
 
     def _validate(self, group: Mapping[str, Any], where: str) -> None:
+        _flag(f"{where}frozen", group.get("frozen", False))
         try:
-            self._checker(self._hyper({**self.defaults, "frozen": False, **group}))
-        except KeyError as e:
-            raise ValueError(f"{where}missing hyperparameter {e.args[0]!r}") from None
+            _core.optimizer_check(self._rule, {**self.defaults, **group})
         except (ValueError, TypeError) as e:
             raise type(e)(f"{where}{e}") from None
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Adds a group (a dict with ``"params"`` and optional overrides)."""
+        with self._lock:
+            self._add_param_group(param_group)
+
+    def _add_param_group(self, param_group: Mapping[str, Any]) -> None:
         if not isinstance(param_group, Mapping) or "params" not in param_group:
             raise TypeError("a param group must be a dict with a 'params' entry")
         where = f"param_groups[{len(self.param_groups)}]: "
@@ -110,11 +160,11 @@ class Optimizer:
             keys = list(range(start, start + len(arrays)))
         group = {**self.defaults, "frozen": False}
         group.update((k, v) for k, v in param_group.items() if k != "params")
-        group["frozen"] = bool(group["frozen"])
         self._validate(group, where)
+        group["frozen"] = bool(group["frozen"])
 
         dtype = self._params[0].dtype if self._params else None
-        seen = set(self._keys)
+        seen: set = set()
         for key, array in zip(keys, arrays):
             label = f"params[{key!r}]"
             _check_param(array, label)
@@ -125,10 +175,10 @@ class Optimizer:
                     f"{label}: dtype {array.dtype} differs from {dtype}, the dtype of the "
                     "other params (one optimizer updates one dtype)"
                 )
-            if key in seen:
+            if key in self._key_set or key in seen:
                 raise ValueError(f"{label}: the name appears more than once")
             seen.add(key)
-        clash = _first_overlap([*self._params, *arrays])
+        clash = self._spans.check_and_add(arrays, len(self._params))
         if clash is not None:
             key = keys[clash - len(self._params)]
             raise ValueError(
@@ -141,10 +191,14 @@ class Optimizer:
         self.param_groups.append(group)
         self._params.extend(arrays)
         self._keys.extend(keys)
+        self._key_set.update(keys)
         self._labels.extend(f"[{k!r}]" for k in keys)
         self._group_of.extend([g] * len(arrays))
-        for slot in self._state:
-            slot.extend([None] * len(arrays))
+        for k, kind in enumerate(self._kinds):
+            if kind == "scalar":
+                self._state[k] = np.concatenate([self._state[k], np.full(len(arrays), np.nan)])
+            else:
+                self._state[k].extend([None] * len(arrays))
         self._steps = np.concatenate([self._steps, np.zeros(len(arrays), dtype=np.int64)])
 
     # -- stepping -----------------------------------------------------------------
@@ -158,7 +212,7 @@ class Optimizer:
             if missing:
                 raise ValueError(f"grads: missing key {missing[0]!r}")
             if len(grads) != n:
-                extra = next(k for k in grads if k not in set(self._keys))
+                extra = next(k for k in grads if k not in self._key_set)
                 raise ValueError(f"grads: unexpected key {extra!r} (no param has that name)")
             return [grads[k] for k in self._keys]
         if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
@@ -170,188 +224,207 @@ class Optimizer:
             raise ValueError(f"grads: expected {n} entries (one per param), got {len(grads)}")
         return list(grads)
 
-    def step(self, grads: GradsT) -> None:
-        """Updates every param that has a grad, in place, in one call into Rust."""
-        grads = self._align(grads)
-        hypers = [self._hyper(g) for g in self.param_groups]
-        run = self._kernel
-        out = run(
-            self._params,
-            grads,
-            *self._state,
-            self._steps,
-            self._group_of,
-            hypers,
-            (),
-            self._labels,
-            self.check_finite,
-        )
-        if out.__class__ is list:
-            # First step of some params: create their state, commit it only
-            # if the step goes through.
-            state = [list(s) for s in self._state]
-            for i, s in out:
-                group = self.param_groups[self._group_of[i]]
-                state[s][i] = self._new_state(self._slots[s], self._params[i], group)
-            fresh = sorted({i for i, _ in out})
-            out = run(
+    def step(self, grads: GradsT, *, grad_scale: float | None = None) -> None:
+        """Updates every param that has a grad, in place, in one call into
+        Rust; with ``grad_scale`` the grads are read as ``grad * grad_scale``."""
+        if type(grads) is not list or len(grads) != len(self._params):
+            grads = self._align(grads)
+        with self._lock:
+            stepped = _core.optimizer_step(
+                self._rule,
                 self._params,
                 grads,
-                *state,
+                self._state,
                 self._steps,
+                self.param_groups,
                 self._group_of,
-                hypers,
-                fresh,
                 self._labels,
                 self.check_finite,
+                grad_scale,
             )
-            if out is True:
-                self._state = state
-        self.last_step_skipped = out is False
-        if out is False:
-            self._skipped_steps += 1
+            self.last_step_skipped = not stepped
+            if not stepped:
+                self._skipped_steps += 1
 
     # -- state --------------------------------------------------------------------
 
+    def _entry(self, i: int, copy: bool) -> dict:
+        entry: dict = {}
+        for k, slot in enumerate(self._slots):
+            value = self._state[k][i]
+            if self._kinds[k] == "scalar":
+                if not math.isnan(value):
+                    entry[slot] = float(value)
+            elif value is not None:
+                entry[slot] = value.copy() if copy else value
+        return entry
+
     @property
     def state(self) -> dict:
-        """``key -> {"step": int, slot: array}`` for every param with state.
-
-        The arrays are the live state (not copies); use ``state_dict()`` for
-        a snapshot.
-        """
-        out = {}
-        for i, key in enumerate(self._keys):
-            entry = {
-                s: self._state[k][i]
-                for k, s in enumerate(self._slots)
-                if self._state[k][i] is not None
-            }
-            if entry or self._steps[i]:
-                out[key] = {"step": int(self._steps[i]), **entry}
-        return out
+        """``key -> {"step": int, slot: array or float}`` for every param
+        with state. The arrays are the live state (not copies); use
+        ``state_dict()`` for a snapshot."""
+        with self._lock:
+            out = {}
+            for i, key in enumerate(self._keys):
+                entry = self._entry(i, copy=False)
+                if entry or self._steps[i]:
+                    out[key] = {"step": int(self._steps[i]), **entry}
+            return out
 
     def state_dict(self) -> dict:
         """A snapshot (copies) of the hyperparameters and state, PyTorch-style:
         ``state`` is keyed by the flat param index, each group lists its
         indices under ``params`` and its names under ``param_names``."""
-        state = {}
-        for i in range(len(self._params)):
-            entry = {
-                s: self._state[k][i].copy()
-                for k, s in enumerate(self._slots)
-                if self._state[k][i] is not None
+        with self._lock:
+            state = {}
+            for i in range(len(self._params)):
+                entry = self._entry(i, copy=True)
+                if entry or self._steps[i]:
+                    state[i] = {"step": int(self._steps[i]), **entry}
+            members: list[list[int]] = [[] for _ in self.param_groups]
+            for i, g in enumerate(self._group_of):
+                members[g].append(i)
+            groups = []
+            for g, group in enumerate(self.param_groups):
+                saved = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+                saved["params"] = members[g]
+                saved["param_names"] = list(group["param_names"])
+                groups.append(saved)
+            return {
+                "optimizer": type(self).__name__,
+                "version": _STATE_DICT_VERSION,
+                "state": state,
+                "param_groups": groups,
+                "skipped_steps": self._skipped_steps,
             }
-            if entry or self._steps[i]:
-                state[i] = {"step": int(self._steps[i]), **entry}
-        groups = []
-        for g, group in enumerate(self.param_groups):
-            saved = {k: v for k, v in group.items() if k not in ("params", "param_names")}
-            saved["params"] = [i for i, gi in enumerate(self._group_of) if gi == g]
-            saved["param_names"] = list(group["param_names"])
-            groups.append(saved)
-        return {
-            "optimizer": type(self).__name__,
-            "version": _STATE_DICT_VERSION,
-            "state": state,
-            "param_groups": groups,
-            "skipped_steps": self._skipped_steps,
-        }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restores a ``state_dict()``; the optimizer then continues
         bit-identically. Everything is checked first: a dict that does not fit
         (other optimizer, group count, shapes, dtypes) raises ``ValueError``
         and changes nothing."""
-        self._stage_load_state_dict(state_dict)()
+        with self._lock:
+            self._stage_load_state_dict(state_dict)()
 
     def _stage_load_state_dict(self, state_dict: Mapping[str, Any]) -> Callable[[], None]:
         """Checks ``state_dict`` and builds the new state without changing the
         optimizer; returns the commit, which cannot fail. ``lec7rs.checkpoint``
         checks every part of a checkpoint this way before committing any."""
+        with self._lock:
+            return self._stage(state_dict)
+
+    def _stage(self, state_dict: Mapping[str, Any]) -> Callable[[], None]:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         d = state_dict
         name = type(self).__name__
         if d.get("optimizer") != name:
-            raise ValueError(f"state_dict is for optimizer {d.get('optimizer')!r}, not {name!r}")
+            raise ValueError(
+                f"state_dict is for optimizer {_short(d.get('optimizer'))}, not {name!r}"
+            )
         if d.get("version") != _STATE_DICT_VERSION:
-            raise ValueError(f"state_dict has unknown format version {d.get('version')!r}")
-        saved_groups = d.get("param_groups")
+            raise ValueError(f"state_dict has unknown format version {_short(d.get('version'))}")
+        for key in ("state", "param_groups"):
+            if key not in d:
+                raise ValueError(f"state_dict has no {key!r} entry")
+        saved_groups = d["param_groups"]
         if not isinstance(saved_groups, list) or len(saved_groups) != len(self.param_groups):
             count = len(saved_groups) if isinstance(saved_groups, list) else "no"
             raise ValueError(
                 f"state_dict has {count} param groups, this optimizer has {len(self.param_groups)}"
             )
+        members: list[list[int]] = [[] for _ in self.param_groups]
+        for i, g in enumerate(self._group_of):
+            members[g].append(i)
         new_groups = []
         for g, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             where = f"state_dict param_groups[{g}]: "
             if not isinstance(saved, Mapping):
                 raise ValueError(f"{where}expected a dict")
-            ours = [i for i, gi in enumerate(self._group_of) if gi == g]
-            if list(saved.get("params", ())) != ours:
+            ours = members[g]
+            listed = saved.get("params", ())
+            if not isinstance(listed, (list, tuple)) or list(listed) != ours:
                 raise ValueError(
-                    f"{where}lists params {saved.get('params')!r}, this group has {ours}"
+                    f"{where}lists params {_short(listed)}, this group has {_short(ours)}"
                 )
             names = saved.get("param_names", group["param_names"])
-            if list(names) != list(group["param_names"]):
+            if not isinstance(names, (list, tuple)) or list(names) != list(group["param_names"]):
                 raise ValueError(
-                    f"{where}param names {names!r} differ from {group['param_names']!r}"
+                    f"{where}param names {_short(names)} differ from {_short(group['param_names'])}"
                 )
             restored = dict(group)
             for key in (*self._hyper_keys, "frozen"):
                 if key not in saved:
                     raise ValueError(f"{where}missing hyperparameter {key!r}")
                 restored[key] = saved[key]
-            restored["frozen"] = bool(restored["frozen"])
             self._validate(restored, where)
+            restored["frozen"] = bool(restored["frozen"])
             for key, value in saved.items():
                 if key not in ("params", "param_names"):
                     restored[key] = value
             new_groups.append(restored)
 
-        saved_state = d.get("state", {})
+        saved_state = d["state"]
         if not isinstance(saved_state, Mapping):
             raise ValueError("state_dict 'state' must be a dict")
-        state = [[None] * len(self._params) for _ in self._slots]
-        steps = np.zeros(len(self._params), dtype=np.int64)
+        n = len(self._params)
+        state = [self._empty_slot(kind, n) for kind in self._kinds]
+        steps = np.zeros(n, dtype=np.int64)
         for i, entry in saved_state.items():
-            if not _is_int(i) or not 0 <= i < len(self._params):
-                raise ValueError(f"state_dict state has an entry for unknown param index {i!r}")
+            if not _is_int(i) or not 0 <= i < n:
+                raise ValueError(
+                    f"state_dict state has an entry for unknown param index {_short(i)}"
+                )
             where = f"state_dict state[{i}]"
             if not isinstance(entry, Mapping):
                 raise ValueError(f"{where}: expected a dict")
             unknown = set(entry) - {"step", *self._slots}
             if unknown:
-                raise ValueError(f"{where}: unknown state {sorted(map(str, unknown))}")
+                raise ValueError(f"{where}: unknown state {_short(sorted(map(str, unknown)))}")
             step = entry.get("step", 0)
-            if not _is_int(step) or step < 0:
-                raise ValueError(f"{where}['step']: expected an int >= 0, got {step!r}")
+            if not _is_int(step) or not 0 <= step <= _MAX_STEP:
+                raise ValueError(
+                    f"{where}['step']: expected an int in [0, 2**62], got {_short(step)}"
+                )
             steps[i] = step
             param = self._params[i]
             for k, slot in enumerate(self._slots):
                 if slot not in entry or entry[slot] is None:
                     continue
-                array = entry[slot]
-                if not isinstance(array, np.ndarray):
+                value = entry[slot]
+                if self._kinds[k] == "scalar":
+                    if isinstance(value, (bool, np.bool_)) or not isinstance(
+                        value, (float, int, np.floating, np.integer)
+                    ):
+                        raise ValueError(f"{where}[{slot!r}]: expected a number")
+                    if not math.isfinite(value):
+                        raise ValueError(f"{where}[{slot!r}]: expected a finite number")
+                    state[k][i] = float(value)
+                    continue
+                if not isinstance(value, np.ndarray):
                     raise ValueError(f"{where}[{slot!r}]: expected an array")
-                if array.shape != param.shape or array.dtype != param.dtype:
+                shape = tuple(_core.slot_shape(self._kinds[k], list(param.shape)))
+                if value.shape != shape or value.dtype != param.dtype:
                     raise ValueError(
-                        f"{where}[{slot!r}]: {array.dtype} array of shape {array.shape} does not "
-                        f"fit param {self._labels[i]} ({param.dtype}, shape {param.shape})"
+                        f"{where}[{slot!r}]: {value.dtype} array of shape {value.shape} does not "
+                        f"fit param {self._labels[i]} (needs {param.dtype}, shape {shape})"
                     )
-                state[k][i] = np.array(array, dtype=param.dtype, order="C", copy=True)
+                state[k][i] = np.array(value, dtype=param.dtype, order="C", copy=True)
         skipped = d.get("skipped_steps", 0)
-        if not _is_int(skipped) or skipped < 0:
-            raise ValueError(f"state_dict 'skipped_steps': expected an int >= 0, got {skipped!r}")
+        if not _is_int(skipped) or not 0 <= skipped <= _MAX_STEP:
+            raise ValueError(
+                f"state_dict 'skipped_steps': expected an int in [0, 2**62], got {_short(skipped)}"
+            )
 
         def commit() -> None:
-            for group, restored in zip(self.param_groups, new_groups):
-                group.clear()
-                group.update(restored)
-            self._state = state
-            self._steps = steps
-            self._skipped_steps = int(skipped)
+            with self._lock:
+                for group, restored in zip(self.param_groups, new_groups):
+                    group.clear()
+                    group.update(restored)
+                self._state = state
+                self._steps = steps
+                self._skipped_steps = int(skipped)
 
         return commit
 
@@ -365,58 +438,15 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+def _flag(name: str, value: Any) -> bool:
+    """A bool option: True or False (NumPy's bool too), not a truthy value
+    (``frozen="False"`` would freeze the group)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return bool(value)
 
 
-def _check_param(array: Any, label: str) -> None:
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{label}: expected a NumPy array, got {type(array).__name__}")
-    if array.dtype not in (np.float32, np.float64) or not array.dtype.isnative:
-        raise TypeError(f"{label}: expected a float32 or float64 array, got dtype {array.dtype}")
-    if not array.flags.c_contiguous:
-        raise ValueError(f"{label} must be C-contiguous to be updated in place")
-    if not array.flags.writeable:
-        raise ValueError(f"{label} is read-only")
-
-
-def _first_overlap(arrays: list) -> int | None:
-    """Index of an array whose memory overlaps an earlier one, or None.
-
-    Params are C-contiguous, so each covers one byte range: sorting the
-    ranges finds any overlap in O(n log n).
-    """
-    spans = []
-    for i, a in enumerate(arrays):
-        if a.nbytes:
-            start = a.__array_interface__["data"][0]
-            spans.append((start, start + a.nbytes, i))
-    spans.sort()
-    reach, owner = -1, -1
-    for start, end, i in spans:
-        if start < reach:
-            return max(i, owner)
-        if end > reach:
-            reach, owner = end, i
-    return None
-
-
-def _as_groups(params: Any) -> list:
-    if isinstance(params, np.ndarray):
-        raise TypeError(
-            "params must be a list of arrays, a dict name -> array or a list of group dicts, "
-            "not a single array (wrap it in a list)"
-        )
-    if isinstance(params, Mapping):
-        return [{"params": params}]
-    if isinstance(params, (str, bytes)) or not isinstance(params, Iterable):
-        raise TypeError(
-            "params must be a list of arrays, a dict name -> array or a list of group dicts, "
-            f"got {type(params).__name__}"
-        )
-    items = list(params)
-    if all(isinstance(x, Mapping) for x in items):
-        return items
-    if any(isinstance(x, Mapping) for x in items):
-        raise TypeError("params mixes group dicts with arrays: use group dicts for all of them")
-    return [{"params": items}]
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

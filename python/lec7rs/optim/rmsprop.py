@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from .. import _core
 from .optimizer import Optimizer, ParamsT
 
 
@@ -33,18 +30,7 @@ class RMSprop(Optimizer):
     and ``grad_avg`` (centered).
     """
 
-    _slots: ClassVar[tuple[str, ...]] = ("square_avg", "momentum_buffer", "grad_avg")
-    _hyper_keys: ClassVar[tuple[str, ...]] = (
-        "lr",
-        "alpha",
-        "eps",
-        "weight_decay",
-        "momentum",
-        "centered",
-        "maximize",
-    )
-    _kernel = staticmethod(_core.rmsprop_step)
-    _checker = staticmethod(_core.rmsprop_check)
+    _rule = "rmsprop"
 
     def __init__(
         self,
@@ -59,25 +45,4 @@ class RMSprop(Optimizer):
         *,
         check_finite: bool = False,
     ):
-        defaults = dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, check_finite=check_finite)
-
-    def _hyper(self, g: Any) -> tuple:
-        return (
-            g["lr"],
-            g["alpha"],
-            g["eps"],
-            g["weight_decay"],
-            g["momentum"],
-            g["centered"],
-            g["maximize"],
-            g["frozen"],
-        )
+        super().__init__(params, self._pick(locals()), check_finite=check_finite)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from .. import _core
 from .optimizer import Optimizer, ParamsT
 
 
@@ -31,17 +28,7 @@ class SGD(Optimizer):
     State per param: ``momentum_buffer`` (when momentum != 0).
     """
 
-    _slots: ClassVar[tuple[str, ...]] = ("momentum_buffer",)
-    _hyper_keys: ClassVar[tuple[str, ...]] = (
-        "lr",
-        "momentum",
-        "dampening",
-        "weight_decay",
-        "nesterov",
-        "maximize",
-    )
-    _kernel = staticmethod(_core.sgd_step)
-    _checker = staticmethod(_core.sgd_check)
+    _rule = "sgd"
 
     def __init__(
         self,
@@ -55,23 +42,4 @@ class SGD(Optimizer):
         *,
         check_finite: bool = False,
     ):
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, check_finite=check_finite)
-
-    def _hyper(self, g: Any) -> tuple:
-        return (
-            g["lr"],
-            g["momentum"],
-            g["dampening"],
-            g["weight_decay"],
-            g["nesterov"],
-            g["maximize"],
-            g["frozen"],
-        )
+        super().__init__(params, self._pick(locals()), check_finite=check_finite)

@@ -37,6 +37,8 @@ pub enum Error {
     Protocol(String),
     /// A random stream that cannot serve a draw (its counter would wrap).
     Random(String),
+    /// A hyperparameter of the wrong type, e.g. `lr="0.1"` or a missing key.
+    Type(String),
     /// Array shapes or sizes that do not fit together, e.g. a pooling output
     /// larger than its input; the message names the argument.
     Shape(String),
@@ -65,6 +67,7 @@ impl fmt::Display for Error {
             Error::Protocol(msg) => write!(f, "{msg}"),
             Error::Random(msg) => write!(f, "{msg}"),
             Error::Shape(msg) => write!(f, "{msg}"),
+            Error::Type(msg) => write!(f, "{msg}"),
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::sync::Mutex;
 
 use lec7rs_core::optim::{
-    adagrad_step, adam_step, rmsprop_step, sgd_step, AdagradHyper, AdagradTensor, AdamHyper,
-    AdamTensor, RmspropHyper, RmspropTensor, SgdHyper, SgdTensor,
+    self, Adagrad, AdagradHyper, Adam, AdamHyper, Rmsprop, RmspropHyper, Rule, Sgd, SgdHyper,
+    Tensor, MAX_SLOTS,
 };
 use lec7rs_core::parallel::{self, CHUNK};
 use lec7rs_core::simd::{self, Level, Real};
@@ -52,6 +52,40 @@ fn bits<T: Real>(run: &Run<T>) -> Vec<u64> {
         .collect()
 }
 
+/// One tensor of a step: `slots` in the rule's order, none fresh.
+fn tensor<'a, T: Real, H>(
+    param: &'a mut [T],
+    grad: &'a [T],
+    shape: &'a [usize],
+    slots: Vec<&'a mut [T]>,
+    step: u64,
+    hyper: H,
+) -> Tensor<'a, T, H> {
+    let mut all: [&mut [T]; MAX_SLOTS] = Default::default();
+    for (k, s) in slots.into_iter().enumerate() {
+        all[k] = s;
+    }
+    Tensor {
+        param,
+        grad,
+        shape,
+        slots: all,
+        scalars: [0.0; MAX_SLOTS],
+        fresh: [step == 1; MAX_SLOTS],
+        step,
+        hyper,
+        grad_scale: None,
+    }
+}
+
+fn adamw() -> AdamHyper {
+    AdamHyper {
+        weight_decay: 1e-2,
+        decoupled_weight_decay: true,
+        ..AdamHyper::default()
+    }
+}
+
 /// Runs `steps` steps of `rule` on a param of length `n` from a fixed seed.
 fn run<T: Real>(rule: &str, n: usize, steps: u64) -> Run<T> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
@@ -59,60 +93,63 @@ fn run<T: Real>(rule: &str, n: usize, steps: u64) -> Run<T> {
         param: rng.vec(n),
         state: [vec![T::ZERO; n], vec![T::ZERO; n], vec![T::ZERO; n]],
     };
+    let shape = [n];
     for step in 1..=steps {
         let grad: Vec<T> = rng.vec(n);
         let [a, b, c] = &mut r.state;
+        let (p, slots) = (&mut r.param[..], vec![&mut a[..], &mut b[..], &mut c[..]]);
         match rule {
-            "sgd" => sgd_step(vec![SgdTensor {
-                param: &mut r.param,
-                grad: &grad,
-                momentum_buffer: a,
-                first: step == 1,
-                hyper: SgdHyper {
+            "sgd" => optim::step::<Sgd, T>(&mut [tensor(
+                p,
+                &grad,
+                &shape,
+                slots,
+                step,
+                SgdHyper {
                     lr: 0.01,
                     momentum: 0.9,
                     nesterov: true,
                     weight_decay: 0.01,
                     ..SgdHyper::default()
                 },
-            }]),
-            "adagrad" => adagrad_step(vec![AdagradTensor {
-                param: &mut r.param,
-                grad: &grad,
-                sum: a,
+            )]),
+            "adagrad" => optim::step::<Adagrad, T>(&mut [tensor(
+                p,
+                &grad,
+                &shape,
+                slots,
                 step,
-                hyper: AdagradHyper {
+                AdagradHyper {
                     lr_decay: 0.01,
                     maximize: true,
                     ..AdagradHyper::default()
                 },
-            }]),
-            "rmsprop" => rmsprop_step(vec![RmspropTensor {
-                param: &mut r.param,
-                grad: &grad,
-                square_avg: a,
-                momentum_buffer: b,
-                grad_avg: c,
-                hyper: RmspropHyper {
+            )]),
+            "rmsprop" => optim::step::<Rmsprop, T>(&mut [tensor(
+                p,
+                &grad,
+                &shape,
+                slots,
+                step,
+                RmspropHyper {
                     momentum: 0.5,
                     centered: true,
                     weight_decay: 0.1,
                     ..RmspropHyper::default()
                 },
-            }]),
-            "adam" => adam_step(vec![AdamTensor {
-                param: &mut r.param,
-                grad: &grad,
-                exp_avg: a,
-                exp_avg_sq: b,
-                max_exp_avg_sq: c,
+            )]),
+            "adam" => optim::step::<Adam, T>(&mut [tensor(
+                p,
+                &grad,
+                &shape,
+                slots,
                 step,
-                hyper: AdamHyper {
+                AdamHyper {
                     amsgrad: true,
                     weight_decay: 0.01,
-                    ..AdamHyper::adamw()
+                    ..adamw()
                 },
-            }]),
+            )]),
             _ => unreachable!(),
         }
         .unwrap();
@@ -183,22 +220,15 @@ fn adam_matches_a_plain_loop() {
     let (mut p2, mut m2, mut v2) = (p.clone(), m.clone(), v.clone());
     for step in 1..=20u64 {
         let g: Vec<f64> = rng.vec(n);
-        adam_step(vec![AdamTensor {
-            param: &mut p,
-            grad: &g,
-            exp_avg: &mut m,
-            exp_avg_sq: &mut v,
-            max_exp_avg_sq: &mut [],
-            step,
-            hyper: h,
-        }])
-        .unwrap();
+        optim::step::<Adam, f64>(&mut [tensor(&mut p, &g, &[n], vec![&mut m, &mut v], step, h)])
+            .unwrap();
         let t = step as f64;
         for i in 0..n {
-            m2[i] = h.beta1 * m2[i] + (1.0 - h.beta1) * g[i];
-            v2[i] = h.beta2 * v2[i] + (1.0 - h.beta2) * g[i] * g[i];
-            let m_hat = m2[i] / (1.0 - h.beta1.powf(t));
-            let v_hat = v2[i] / (1.0 - h.beta2.powf(t));
+            let (beta1, beta2) = h.betas;
+            m2[i] = beta1 * m2[i] + (1.0 - beta1) * g[i];
+            v2[i] = beta2 * v2[i] + (1.0 - beta2) * g[i] * g[i];
+            let m_hat = m2[i] / (1.0 - beta1.powf(t));
+            let v_hat = v2[i] / (1.0 - beta2.powf(t));
             p2[i] -= h.lr * m_hat / (v_hat.sqrt() + h.eps);
         }
     }
@@ -215,25 +245,23 @@ fn an_error_writes_nothing() {
     // The second tensor is bad: the first must not be written either.
     let mut p0 = vec![1.0f32; 4];
     let (mut m0, mut v0) = (vec![0.0f32; 4], vec![0.0f32; 4]);
-    let err = adam_step(vec![
-        AdamTensor {
-            param: &mut p0,
-            grad: &[0.5; 4],
-            exp_avg: &mut m0,
-            exp_avg_sq: &mut v0,
-            max_exp_avg_sq: &mut [],
-            step: 1,
-            hyper: AdamHyper::default(),
-        },
-        AdamTensor {
-            param: &mut p,
-            grad: &g,
-            exp_avg: &mut m,
-            exp_avg_sq: &mut v,
-            max_exp_avg_sq: &mut [],
-            step: 1,
-            hyper: AdamHyper::default(),
-        },
+    let err = optim::step::<Adam, f32>(&mut [
+        tensor(
+            &mut p0,
+            &[0.5; 4],
+            &[4],
+            vec![&mut m0, &mut v0],
+            1,
+            AdamHyper::default(),
+        ),
+        tensor(
+            &mut p,
+            &g,
+            &[10],
+            vec![&mut m, &mut v],
+            1,
+            AdamHyper::default(),
+        ),
     ])
     .unwrap_err();
     assert!(matches!(err, Error::LengthMismatch { .. }), "{err}");
@@ -251,11 +279,11 @@ fn hyperparameters_are_validated() {
             ..AdamHyper::default()
         },
         AdamHyper {
-            beta1: 1.0,
+            betas: (1.0, 0.999),
             ..AdamHyper::default()
         },
         AdamHyper {
-            beta2: f64::NAN,
+            betas: (0.9, f64::NAN),
             ..AdamHyper::default()
         },
         AdamHyper {
@@ -264,37 +292,37 @@ fn hyperparameters_are_validated() {
         },
     ];
     for h in bad {
-        assert!(h.validate().is_err(), "{h:?}");
+        assert!(Adam::validate(&h).is_err(), "{h:?}");
     }
-    assert!(AdamHyper::default().validate().is_ok());
-    assert!(AdamHyper::adamw().validate().is_ok());
+    assert!(Adam::validate(&AdamHyper::default()).is_ok());
+    assert!(Adam::validate(&adamw()).is_ok());
     let nesterov = SgdHyper {
         nesterov: true,
         ..SgdHyper::default()
     };
-    assert!(nesterov.validate().is_err());
+    assert!(Sgd::validate(&nesterov).is_err());
     let alpha = RmspropHyper {
         alpha: 1.5,
         ..RmspropHyper::default()
     };
-    assert!(alpha.validate().is_err());
+    assert!(Rmsprop::validate(&alpha).is_err());
 }
 
 #[test]
 fn amsgrad_needs_its_buffer() {
     let mut p = vec![1.0f64; 3];
-    let err = adam_step(vec![AdamTensor {
-        param: &mut p,
-        grad: &[1.0; 3],
-        exp_avg: &mut [0.0; 3],
-        exp_avg_sq: &mut [0.0; 3],
-        max_exp_avg_sq: &mut [],
-        step: 1,
-        hyper: AdamHyper {
+    let (mut m, mut v) = ([0.0; 3], [0.0; 3]);
+    let err = optim::step::<Adam, f64>(&mut [tensor(
+        &mut p,
+        &[1.0; 3],
+        &[3],
+        vec![&mut m, &mut v],
+        1,
+        AdamHyper {
             amsgrad: true,
             ..AdamHyper::default()
         },
-    }])
+    )])
     .unwrap_err();
     assert!(err.to_string().contains("max_exp_avg_sq"));
     assert_eq!(p, vec![1.0; 3]);
@@ -315,18 +343,18 @@ fn nan_max_propagates_like_numpy() {
         g[21] = f32::INFINITY;
         let mut vmax = vec![0.0f32; n];
         vmax[5] = f32::NAN;
-        adam_step(vec![AdamTensor {
-            param: &mut p,
-            grad: &g,
-            exp_avg: &mut vec![0.0; n],
-            exp_avg_sq: &mut vec![0.0; n],
-            max_exp_avg_sq: &mut vmax,
-            step: 1,
-            hyper: AdamHyper {
+        let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+        optim::step::<Adam, f32>(&mut [tensor(
+            &mut p,
+            &g,
+            &[n],
+            vec![&mut m, &mut v, &mut vmax],
+            1,
+            AdamHyper {
                 amsgrad: true,
                 ..AdamHyper::default()
             },
-        }])
+        )])
         .unwrap();
         for (i, x) in vmax.iter().enumerate() {
             assert_eq!(x.is_nan(), matches!(i, 3 | 5), "{level} {i}");

@@ -155,7 +155,7 @@ pub fn dtype_of(obj: &Bound<'_, PyAny>, what: Label<'_, '_>) -> PyResult<Dtype> 
     }
 }
 
-fn typed<'py, T: Element>(
+pub(crate) fn typed<'py, T: Element>(
     obj: &Bound<'py, PyAny>,
     what: Label<'_, '_>,
     expected: &dyn std::fmt::Display,
@@ -169,7 +169,7 @@ fn typed<'py, T: Element>(
 }
 
 /// How a float array of the call's dtype is named in messages.
-struct OfDtype(Dtype);
+pub(crate) struct OfDtype(pub Dtype);
 
 impl std::fmt::Display for OfDtype {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -25,6 +25,7 @@ pub fn core(context: &str, err: Error) -> PyErr {
         | Error::Random(_)
         | Error::Shape(_) => PyValueError::new_err(msg),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
+        Error::Type(_) => PyTypeError::new_err(msg),
         Error::Protocol(_) => PyRuntimeError::new_err(msg),
     }
 }

@@ -27,14 +27,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime::_panic_in_pool, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_buffer_cache, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_clear_buffer_cache, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::sgd_check, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::adagrad_step, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::adagrad_check, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::rmsprop_step, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::rmsprop_check, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::adam_check, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::optimizer_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::optimizer_check, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::optimizer_rule, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::slot_shape, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::minimize, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_direction, m)?)?;

@@ -1,265 +1,581 @@
-//! The shared shape of every optimizer step call.
+//! The one generic step of every first-order optimizer (`_core.optimizer_step`).
 //!
-//! Python passes flat lists over all param groups: params, grads (None to
-//! skip) and one list per state slot (None where the state does not exist
-//! yet), the group of each tensor, each group's hyperparameters and the
-//! per-tensor step counts. One call does the whole step:
+//! Python passes its own lists as they are: params, grads (None to skip),
+//! the state (one entry per slot of the rule: a list of arrays, None where
+//! the state does not exist yet, or a float64 array of one number per
+//! tensor, NaN where it does not exist yet), the int64 step counts, the
+//! param groups (dicts: hyperparameters are read by name) and each tensor's
+//! group. One call does the whole step, the first included:
 //!
-//! 1. check the lists, the hyperparameters and which tensors are active
-//!    (grad given, group not frozen);
-//! 2. if an active tensor lacks state its hyperparameters need, return the
-//!    list of `(tensor, slot)` pairs: Python allocates them and calls again,
-//!    so nothing is created when a later check fails;
-//! 3. borrow and check every array (dtype, shape, layout, aliasing);
-//! 4. release the GIL, optionally check that all grads are finite, and run
-//!    the core kernel over all tensors as one job;
-//! 5. count the step of every active tensor.
+//! 1. read and check every group's hyperparameters, the list lengths and
+//!    which tensors are active (grad given, group not frozen);
+//! 2. check every array (dtype, shape before any copy, layout, writeable)
+//!    and that no written array shares memory with another array of the
+//!    call;
+//! 3. create the missing state (after every check, so a failed call
+//!    creates nothing), release the GIL, optionally check that all grads are
+//!    finite, and run the rule over all tensors as one job;
+//! 4. store the new state and count the step of every active tensor.
+//!
+//! Arrays are used without rust-numpy's borrow table: the optimizer
+//! serialises its own calls (a lock in Python) and the memory check of step
+//! 2 refuses aliasing, so a process forked while another thread was in a
+//! step inherits no stale borrow.
 
-use numpy::{Element, PyArray1, PyArrayMethods, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use lec7rs_core::optim::{
+    self, all_finite, Field, Hyperparameters, Kind, Rule, Tensor, Value, MAX_SLOTS,
+};
+use lec7rs_core::simd::Real;
+use numpy::{
+    Element, PyArray1, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 
-use crate::arrays::{dtype_of, is_writeable, read, same_shape, write, Dtype, Input, Names};
-use crate::errors::value_error;
+use crate::arrays::{
+    dtype_of, fmt_shape, is_writeable, same_shape, typed, zeros, Dtype, Label, Names, OfDtype,
+};
+use crate::errors::{type_error, value_error, CoreResult};
 
-/// The result of a step call, as Python sees it: `True` (stepped), `False`
-/// (skipped: a grad was not finite) or a list of missing `(tensor, slot)`.
-pub enum Outcome {
-    Stepped,
-    Skipped,
-    Missing(Vec<(usize, usize)>),
-}
-
-impl<'py> IntoPyObject<'py> for Outcome {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self {
-            Outcome::Stepped => Ok(true.into_pyobject(py)?.to_owned().into_any()),
-            Outcome::Skipped => Ok(false.into_pyobject(py)?.to_owned().into_any()),
-            Outcome::Missing(pairs) => Ok(pairs.into_pyobject(py)?.into_any()),
-        }
+/// A Python value as a core hyperparameter [`Value`].
+fn value(obj: Option<Bound<'_, PyAny>>, depth: usize) -> Value {
+    let Some(obj) = obj else {
+        return Value::Missing;
+    };
+    if obj.is_none() {
+        return Value::None;
     }
-}
-
-/// The Python lists of one step call.
-pub struct Lists<'a, 'py> {
-    pub params: &'a Bound<'py, PyList>,
-    pub grads: &'a Bound<'py, PyList>,
-    /// `(name, list)` per state slot, in the optimizer's slot order.
-    pub slots: Vec<(&'static str, &'a Bound<'py, PyList>)>,
-    pub group_of: &'a Bound<'py, PyList>,
-    pub names: Names<'a, 'py>,
-}
-
-impl<'a, 'py> Lists<'a, 'py> {
-    /// Checks the list lengths and group indices; returns each tensor's group.
-    pub fn groups(&self, n_groups: usize) -> PyResult<Vec<usize>> {
-        let n = self.params.len();
-        let mut lists = vec![("grads", self.grads), ("group_of", self.group_of)];
-        lists.extend(self.slots.iter().copied());
-        for (name, list) in lists {
-            if list.len() != n {
-                return Err(value_error(format!(
-                    "{name}: expected {n} entries (one per param), got {}",
-                    list.len()
-                )));
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Value::Bool(b.is_true());
+    }
+    let ty = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    if ty == "bool_" || ty == "bool" {
+        return obj.is_truthy().map_or(Value::Other(ty), Value::Bool);
+    }
+    if ty.contains("complex") {
+        return Value::Other(ty);
+    }
+    if obj.cast::<PyFloat>().is_ok() {
+        return obj.extract::<f64>().map_or(Value::Other(ty), Value::Float);
+    }
+    if obj.cast::<PyInt>().is_ok() || obj.hasattr("__index__").unwrap_or(false) {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Value::Int(i);
+        }
+        // A huge int: as a float (inf past f64), which the range checks refuse.
+        return Value::Float(obj.extract::<f64>().unwrap_or(f64::INFINITY));
+    }
+    if obj.hasattr("__float__").unwrap_or(false) && obj.cast::<PyString>().is_err() {
+        // NumPy's float16 / float32 scalars.
+        return obj.extract::<f64>().map_or(Value::Other(ty), Value::Float);
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return s.extract::<String>().map_or(Value::Other(ty), Value::Str);
+    }
+    if depth == 0 && (ty == "tuple" || ty == "list") {
+        if let Ok(n) = obj.len() {
+            if n <= 8 {
+                let items = (0..n)
+                    .map(|k| value(obj.get_item(k).ok(), depth + 1))
+                    .collect();
+                return Value::Seq(items);
             }
         }
-        let groups: Vec<usize> = self.group_of.extract()?;
-        if let Some(&g) = groups.iter().find(|&&g| g >= n_groups) {
-            return Err(value_error(format!(
-                "group_of: group {g} does not exist ({n_groups} groups)"
-            )));
-        }
-        Ok(groups)
     }
-
-    /// Tensors that take part in this step: a grad is given and the group is
-    /// not frozen.
-    pub fn active(&self, groups: &[usize], frozen: &[bool]) -> PyResult<Vec<usize>> {
-        let mut active = Vec::with_capacity(groups.len());
-        for (i, &g) in groups.iter().enumerate() {
-            if !frozen[g] && !self.grads.get_item(i)?.is_none() {
-                active.push(i);
-            }
-        }
-        Ok(active)
-    }
-
-    /// Active tensors' state that `needs(tensor, slot)` but is `None`.
-    pub fn missing(
-        &self,
-        active: &[usize],
-        needs: impl Fn(usize, usize) -> bool,
-    ) -> PyResult<Vec<(usize, usize)>> {
-        let mut missing = Vec::new();
-        for &i in active {
-            for (s, (_, list)) in self.slots.iter().enumerate() {
-                if needs(i, s) && list.get_item(i)?.is_none() {
-                    missing.push((i, s));
-                }
-            }
-        }
-        Ok(missing)
-    }
-
-    /// The dtype of the call: that of the first active param.
-    pub fn dtype(&self, active: &[usize]) -> PyResult<Option<Dtype>> {
-        match active.first() {
-            Some(&i) => Ok(Some(dtype_of(
-                &self.params.get_item(i)?,
-                self.names.of("params", i),
-            )?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Borrows and checks every array of the active tensors. Slots that
-    /// `needs` rejects are left out (`None`).
-    pub fn borrow<T: Element + Copy>(
-        &self,
-        active: &[usize],
-        dtype: Dtype,
-        needs: impl Fn(usize, usize) -> bool,
-    ) -> PyResult<Vec<Borrowed<'py, T>>> {
-        let mut out = Vec::with_capacity(active.len());
-        for &i in active {
-            let p_name = self.names.of("params", i);
-            let param = write::<T>(&self.params.get_item(i)?, p_name, dtype)?;
-            let g_name = self.names.of("grads", i);
-            let grad = read::<T>(&self.grads.get_item(i)?, g_name, dtype)?;
-            same_shape(param.shape(), p_name, grad.shape(), g_name)?;
-            let mut slots: [Option<PyReadwriteArrayDyn<'py, T>>; MAX_SLOTS] = Default::default();
-            for (s, (slot, list)) in self.slots.iter().enumerate() {
-                if needs(i, s) {
-                    let s_name = p_name.slot(slot);
-                    let state = write::<T>(&list.get_item(i)?, s_name, dtype)?;
-                    same_shape(param.shape(), p_name, state.shape(), s_name)?;
-                    slots[s] = Some(state);
-                }
-            }
-            out.push(Borrowed { param, grad, slots });
-        }
-        Ok(out)
-    }
+    Value::Other(ty)
 }
 
-/// The most state slots an optimizer has (RMSprop, Adam).
-pub const MAX_SLOTS: usize = 3;
-
-/// The borrowed arrays of one active tensor.
-pub struct Borrowed<'py, T: Element> {
-    pub param: PyReadwriteArrayDyn<'py, T>,
-    pub grad: Input<'py, T>,
-    pub slots: [Option<PyReadwriteArrayDyn<'py, T>>; MAX_SLOTS],
+/// Reads the hyperparameters of rule `R` from a group dict, by name.
+pub fn read_hyper<R: Rule>(group: &Bound<'_, PyDict>) -> lec7rs_core::Result<R::Hyper> {
+    R::Hyper::read(&mut |name| value(group.get_item(name).ok().flatten(), 0))
 }
 
-/// Mutable slices of one active tensor: param, grad, and its slots (empty
-/// where not needed).
-pub struct Slices<'s, T> {
-    pub param: &'s mut [T],
-    pub grad: &'s [T],
-    pub slots: [&'s mut [T]; MAX_SLOTS],
+/// One group: its hyperparameters (checked) and its frozen flag.
+fn read_group<R: Rule>(g: usize, item: &Bound<'_, PyAny>) -> PyResult<(R::Hyper, bool)> {
+    let where_ = format!("param_groups[{g}]");
+    let group = item
+        .cast::<PyDict>()
+        .map_err(|_| type_error(format!("{where_}: expected a dict")))?;
+    let frozen = match value(group.get_item("frozen")?, 0) {
+        Value::Missing => false,
+        v => bool::from_value("frozen", &v).context(&where_)?,
+    };
+    let hyper = read_hyper::<R>(group).context(&where_)?;
+    R::validate(&hyper).context(&where_)?;
+    Ok((hyper, frozen))
 }
 
-impl<'py, T: Element + Copy> Borrowed<'py, T> {
-    /// The slices of the tensor. Written arrays are C-contiguous (checked
-    /// when borrowed), so every slice exists.
-    pub fn slices(&mut self) -> Slices<'_, T> {
-        let [a, b, c] = &mut self.slots;
-        Slices {
-            param: self.param.as_slice_mut().unwrap_or_default(),
-            grad: self.grad.as_slice(),
-            slots: [slot_slice(a), slot_slice(b), slot_slice(c)],
-        }
-    }
+/// Raises `ValueError` / `TypeError` when a group's hyperparameters are invalid.
+pub fn check<R: Rule>(group: &Bound<'_, PyDict>) -> PyResult<()> {
+    let hyper = read_hyper::<R>(group).context("")?;
+    R::validate(&hyper).context("")
 }
 
-fn slot_slice<'s, T: Element>(s: &'s mut Option<PyReadwriteArrayDyn<'_, T>>) -> &'s mut [T] {
-    match s {
-        Some(s) => s.as_slice_mut().unwrap_or_default(),
-        None => Default::default(),
-    }
-}
-
-/// The per-tensor step counts: a private int64 array of the optimizer,
-/// read and written here only while the GIL is held.
-pub struct Steps<'py> {
+/// The step counts: a private int64 array of the optimizer, read and
+/// written here only while the GIL is held.
+struct Steps<'py> {
     array: Bound<'py, PyArray1<i64>>,
 }
 
 impl<'py> Steps<'py> {
-    pub fn new(obj: &Bound<'py, PyAny>, n: usize) -> PyResult<Self> {
-        let array = obj
-            .cast::<PyArray1<i64>>()
-            .map_err(|_| value_error("steps: expected a 1-D int64 array".into()))?
-            .clone();
-        if PyUntypedArrayMethods::len(&array) != n
-            || !array.is_c_contiguous()
-            || !is_writeable(&array)
-        {
-            return Err(value_error(format!(
-                "steps: expected a writeable contiguous array of {n} step counts"
-            )));
-        }
+    fn new(obj: &Bound<'py, PyAny>, n: usize) -> PyResult<Self> {
+        let array = private_array::<i64>(obj, n, "steps")?;
         Ok(Steps { array })
     }
 
     #[allow(clippy::mut_from_ref)]
     fn counts(&self) -> &mut [i64] {
-        // SAFETY: checked contiguous and writeable in `new`; the array is
-        // private to the optimizer and only touched with the GIL held, and
-        // the returned slice does not outlive this call.
+        // SAFETY: checked contiguous and writeable; private to the optimizer,
+        // touched only with the GIL held, and the slice does not outlive
+        // this call's use of it.
         unsafe { self.array.as_slice_mut().unwrap_or_default() }
     }
+}
 
-    /// The count each active tensor reaches with this step (>= 1).
-    pub fn next(&self, active: &[usize]) -> PyResult<Vec<u64>> {
-        let steps = self.counts();
-        active
-            .iter()
-            .map(|&i| {
-                u64::try_from(steps[i])
-                    .ok()
-                    .and_then(|s| s.checked_add(1))
-                    .ok_or_else(|| value_error(format!("steps[{i}] = {} is invalid", steps[i])))
-            })
-            .collect()
+/// A private, writeable, contiguous 1-D array of `n` entries.
+fn private_array<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    n: usize,
+    what: &str,
+) -> PyResult<Bound<'py, PyArray1<T>>> {
+    let array = obj
+        .cast::<PyArray1<T>>()
+        .map_err(|_| value_error(format!("{what}: expected a 1-D array of {n} entries")))?
+        .clone();
+    if PyUntypedArrayMethods::len(&array) != n || !array.is_c_contiguous() || !is_writeable(&array)
+    {
+        return Err(value_error(format!(
+            "{what}: expected a writeable contiguous array of {n} entries"
+        )));
     }
+    Ok(array)
+}
 
-    /// Records that every active tensor took a step.
-    pub fn commit(&self, active: &[usize]) {
-        let steps = self.counts();
-        for &i in active {
-            steps[i] += 1;
+/// A grad as the kernel reads it: the array itself when C-contiguous, else
+/// a C-order copy (allocated fallibly).
+enum Grad<'py, T: Element> {
+    View(Bound<'py, PyArrayDyn<T>>),
+    Copied(Vec<T>),
+}
+
+impl<T: Element + Copy> Grad<'_, T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            // SAFETY: C-contiguous (checked), kept alive by the handle, and
+            // no array written in this call shares its memory (checked).
+            Grad::View(a) => unsafe { a.as_slice().unwrap_or(&[]) },
+            Grad::Copied(v) => v,
         }
     }
 }
 
-/// Reads the hyperparameter tuples of every group with `parse`, naming the
-/// group in any error.
-pub fn parse_groups<H>(
-    hypers: &Bound<'_, PyList>,
-    parse: impl Fn(&Bound<'_, PyTuple>) -> PyResult<H>,
-) -> PyResult<Vec<H>> {
-    hypers
+/// The memory span of an array, for the aliasing check.
+fn span(arr: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
+    let shape = arr.shape();
+    if shape.contains(&0) {
+        return None;
+    }
+    let item = arr.dtype().itemsize() as isize;
+    let (mut lo, mut hi) = (0isize, 0isize);
+    for (&d, &s) in shape.iter().zip(arr.strides()) {
+        let reach = s.saturating_mul(d as isize - 1);
+        if reach < 0 {
+            lo = lo.saturating_add(reach);
+        } else {
+            hi = hi.saturating_add(reach);
+        }
+    }
+    // SAFETY: reads the data pointer of a live array object.
+    let base =
+        unsafe { (*numpy::npyffi::_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data } as isize;
+    Some((
+        base.saturating_add(lo) as usize,
+        base.saturating_add(hi).saturating_add(item) as usize,
+    ))
+}
+
+/// What an array of the call is, for the aliasing check and its message.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Param,
+    Grad,
+    Slot(usize),
+}
+
+struct Span {
+    start: usize,
+    end: usize,
+    tensor: usize,
+    role: Role,
+}
+
+impl Span {
+    fn written(&self) -> bool {
+        self.role != Role::Grad
+    }
+}
+
+/// Refuses any overlap between a written array and another array of the
+/// call (O(n log n)); names the later of the two in (tensor, role) order.
+fn check_aliasing<R: Rule>(mut spans: Vec<Span>, names: Names<'_, '_>) -> PyResult<()> {
+    spans.sort_unstable_by_key(|s| s.start);
+    let mut any: Option<usize> = None; // span with the furthest end so far
+    let mut written: Option<usize> = None;
+    for k in 0..spans.len() {
+        let s = &spans[k];
+        let hit = if s.written() { any } else { written };
+        if let Some(o) = hit.filter(|&o| spans[o].end > s.start) {
+            let o = &spans[o];
+            let later = if (o.tensor, o.role) > (s.tensor, s.role) {
+                o
+            } else {
+                s
+            };
+            let label = match later.role {
+                Role::Param => names.of("params", later.tensor),
+                Role::Grad => names.of("grads", later.tensor),
+                Role::Slot(k) => names.of("params", later.tensor).slot(R::SLOTS[k].name),
+            };
+            return Err(value_error(format!(
+                "{label} shares memory with another array of this call \
+                 (a param aliased with its grad or state, or a param listed twice)"
+            )));
+        }
+        if any.is_none_or(|a| spans[a].end < s.end) {
+            any = Some(k);
+        }
+        if s.written() && written.is_none_or(|w| spans[w].end < s.end) {
+            written = Some(k);
+        }
+    }
+    Ok(())
+}
+
+/// A written array of the call's dtype: C-contiguous and writeable.
+fn written_array<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    dtype: Dtype,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let arr = typed::<T>(obj, what, &OfDtype(dtype))?;
+    if !arr.is_c_contiguous() {
+        return Err(value_error(format!(
+            "{what} must be C-contiguous to be updated in place"
+        )));
+    }
+    if !is_writeable(&arr) {
+        return Err(value_error(format!("{what} is read-only")));
+    }
+    Ok(arr)
+}
+
+/// The arrays of one active tensor, checked.
+struct Arrays<'py, T: Element> {
+    index: usize,
+    param: Bound<'py, PyArrayDyn<T>>,
+    shape: Vec<usize>,
+    grad: Grad<'py, T>,
+    /// Existing or new state arrays (None: unused or scalar).
+    slots: [Option<Bound<'py, PyArrayDyn<T>>>; MAX_SLOTS],
+    fresh: [bool; MAX_SLOTS],
+    scalars: [f64; MAX_SLOTS],
+    hyper_group: usize,
+}
+
+/// The Python lists of one step call.
+pub struct Call<'a, 'py> {
+    pub params: &'a Bound<'py, PyList>,
+    pub grads: &'a Bound<'py, PyList>,
+    pub state: &'a Bound<'py, PyList>,
+    pub steps: &'a Bound<'py, PyAny>,
+    pub groups: &'a Bound<'py, PyList>,
+    pub group_of: &'a Bound<'py, PyList>,
+    pub labels: &'a Bound<'py, PyList>,
+    pub check_finite: bool,
+    pub grad_scale: Option<f64>,
+}
+
+/// One step of rule `R`; returns false when skipped (a grad not finite).
+pub fn step<R: Rule>(py: Python<'_>, call: Call<'_, '_>) -> PyResult<bool> {
+    let groups: Vec<(R::Hyper, bool)> = call
+        .groups
         .iter()
         .enumerate()
-        .map(|(g, item)| {
-            let tuple = item
-                .cast::<PyTuple>()
-                .map_err(|_| value_error(format!("param_groups[{g}]: expected a tuple")))?;
-            parse(tuple).map_err(|e| {
-                let err = e.value(item.py()).to_string();
-                if e.is_instance_of::<pyo3::exceptions::PyTypeError>(item.py()) {
-                    crate::errors::type_error(format!("param_groups[{g}]: {err}"))
-                } else {
-                    value_error(format!("param_groups[{g}]: {err}"))
+        .map(|(g, item)| read_group::<R>(g, &item))
+        .collect::<PyResult<_>>()?;
+    let n = call.params.len();
+    for (name, list) in [("grads", call.grads), ("group_of", call.group_of)] {
+        if list.len() != n {
+            return Err(value_error(format!(
+                "{name}: expected {n} entries (one per param), got {}",
+                list.len()
+            )));
+        }
+    }
+    if call.state.len() != R::SLOTS.len() {
+        return Err(value_error(format!(
+            "state: expected {} slots, got {}",
+            R::SLOTS.len(),
+            call.state.len()
+        )));
+    }
+    let group_of: Vec<usize> = call.group_of.extract()?;
+    if let Some(&g) = group_of.iter().find(|&&g| g >= groups.len()) {
+        return Err(value_error(format!(
+            "group_of: group {g} does not exist ({} groups)",
+            groups.len()
+        )));
+    }
+    let steps = Steps::new(call.steps, n)?;
+    if let Some(scale) = call.grad_scale {
+        if !scale.is_finite() {
+            return Err(value_error(format!(
+                "grad_scale: expected a finite number, got {scale}"
+            )));
+        }
+    }
+    let mut active = Vec::with_capacity(n);
+    for (i, &g) in group_of.iter().enumerate() {
+        if !groups[g].1 && !call.grads.get_item(i)?.is_none() {
+            active.push(i);
+        }
+    }
+    let Some(&first) = active.first() else {
+        return Ok(true);
+    };
+    let names = Names::new(call.labels);
+    match dtype_of(&call.params.get_item(first)?, names.of("params", first))? {
+        Dtype::F32 => run::<R, f32>(py, &call, &groups, &group_of, &active, &steps, Dtype::F32),
+        Dtype::F64 => run::<R, f64>(py, &call, &groups, &group_of, &active, &steps, Dtype::F64),
+    }
+}
+
+fn run<R: Rule, T: Real + Element>(
+    py: Python<'_>,
+    call: &Call<'_, '_>,
+    groups: &[(R::Hyper, bool)],
+    group_of: &[usize],
+    active: &[usize],
+    steps: &Steps<'_>,
+    dtype: Dtype,
+) -> PyResult<bool> {
+    let names = Names::new(call.labels);
+    let n = call.params.len();
+    // The state: per slot, the list of arrays or the scalars' array.
+    let mut lists = Vec::with_capacity(R::SLOTS.len());
+    let mut scalar_arrays = Vec::with_capacity(R::SLOTS.len());
+    for (k, slot) in R::SLOTS.iter().enumerate() {
+        let item = call.state.get_item(k)?;
+        if slot.kind == Kind::Scalar {
+            scalar_arrays.push(Some(private_array::<f64>(&item, n, slot.name)?));
+            lists.push(None);
+        } else {
+            let list = item
+                .cast_into::<PyList>()
+                .map_err(|_| value_error(format!("state '{}': expected a list", slot.name)))?;
+            if list.len() != n {
+                return Err(value_error(format!(
+                    "state '{}': expected {n} entries, got {}",
+                    slot.name,
+                    list.len()
+                )));
+            }
+            lists.push(Some(list));
+            scalar_arrays.push(None);
+        }
+    }
+    let counts = steps.counts();
+    let mut next = Vec::with_capacity(active.len());
+    let mut tensors: Vec<Arrays<'_, T>> = Vec::with_capacity(active.len());
+    let mut spans = Vec::new();
+    for &i in active {
+        let g = group_of[i];
+        let hyper = &groups[g].0;
+        let p_name = names.of("params", i);
+        let param = written_array::<T>(&call.params.get_item(i)?, p_name, dtype)?;
+        let shape = param.shape().to_vec();
+        let g_name = names.of("grads", i);
+        let grad_obj = call.grads.get_item(i)?;
+        let grad_arr = typed::<T>(&grad_obj, g_name, &OfDtype(dtype))?;
+        // The shape first: a huge broadcast grad is refused before a copy.
+        same_shape(&shape, p_name, grad_arr.shape(), g_name)?;
+        let untyped = param.as_untyped();
+        if let Some((start, end)) = span(untyped) {
+            spans.push(Span {
+                start,
+                end,
+                tensor: i,
+                role: Role::Param,
+            });
+        }
+        if let Some((start, end)) = span(grad_arr.as_untyped()) {
+            spans.push(Span {
+                start,
+                end,
+                tensor: i,
+                role: Role::Grad,
+            });
+        }
+        let grad = if grad_arr.is_c_contiguous() {
+            Grad::View(grad_arr)
+        } else {
+            let len = shape.iter().product();
+            let mut v = Vec::new();
+            v.try_reserve_exact(len).map_err(|_| {
+                pyo3::exceptions::PyMemoryError::new_err(format!(
+                    "{g_name}: cannot allocate a contiguous copy of {} elements",
+                    len
+                ))
+            })?;
+            // SAFETY: read while the GIL is held; no written array overlaps
+            // (checked below, before any write).
+            v.extend(unsafe { grad_arr.as_array() }.iter().copied());
+            Grad::Copied(v)
+        };
+        let mut slots: [Option<Bound<'_, PyArrayDyn<T>>>; MAX_SLOTS] = Default::default();
+        let mut fresh = [false; MAX_SLOTS];
+        let mut scalars = [0.0; MAX_SLOTS];
+        for (k, slot) in R::SLOTS.iter().enumerate() {
+            if !R::uses(hyper, k, shape.len()) {
+                continue;
+            }
+            if let Some(arr) = &scalar_arrays[k] {
+                // SAFETY: private, checked, GIL held.
+                let v = unsafe { arr.as_slice().unwrap_or_default() }
+                    .get(i)
+                    .copied();
+                let v = v.unwrap_or(f64::NAN);
+                fresh[k] = v.is_nan();
+                scalars[k] = if fresh[k] { R::init(hyper, k) } else { v };
+                continue;
+            }
+            let Some(list) = &lists[k] else { continue };
+            let obj = list.get_item(i)?;
+            if obj.is_none() {
+                fresh[k] = true;
+                continue;
+            }
+            let s_name = p_name.slot(slot.name);
+            let arr = written_array::<T>(&obj, s_name, dtype)?;
+            let want = slot.kind.shape(&shape).unwrap_or_default();
+            if arr.shape() != want.as_slice() {
+                return Err(value_error(format!(
+                    "{s_name} has shape {} but {p_name} needs {}",
+                    fmt_shape(arr.shape()),
+                    fmt_shape(&want)
+                )));
+            }
+            if let Some((start, end)) = span(arr.as_untyped()) {
+                spans.push(Span {
+                    start,
+                    end,
+                    tensor: i,
+                    role: Role::Slot(k),
+                });
+            }
+            slots[k] = Some(arr);
+        }
+        let step = u64::try_from(counts[i])
+            .ok()
+            .and_then(|s| s.checked_add(1))
+            .filter(|&s| s <= i64::MAX as u64)
+            .ok_or_else(|| {
+                value_error(format!(
+                    "state of {p_name}: step count {} cannot be incremented",
+                    counts[i]
+                ))
+            })?;
+        next.push(step);
+        tensors.push(Arrays {
+            index: i,
+            param,
+            shape,
+            grad,
+            slots,
+            fresh,
+            scalars,
+            hyper_group: g,
+        });
+    }
+    check_aliasing::<R>(spans, names)?;
+    // Every check passed: create the missing state.
+    for t in &mut tensors {
+        let hyper = &groups[t.hyper_group].0;
+        for (k, slot) in R::SLOTS.iter().enumerate() {
+            if t.fresh[k] && slot.kind != Kind::Scalar {
+                let shape = slot.kind.shape(&t.shape).unwrap_or_default();
+                let arr = zeros::<T>(py, &shape)?;
+                let init = R::init(hyper, k);
+                if init != 0.0 {
+                    let v = T::from_f64(init);
+                    // SAFETY: a new array, owned here.
+                    unsafe { arr.as_slice_mut().unwrap_or_default() }.fill(v);
                 }
-            })
+                t.slots[k] = Some(arr);
+            }
+        }
+    }
+    let grad_scale = call.grad_scale.map(T::from_f64);
+    let mut views: Vec<Tensor<'_, T, R::Hyper>> = tensors
+        .iter_mut()
+        .zip(&next)
+        .map(|(t, &step)| Tensor {
+            // SAFETY: C-contiguous and writeable (checked), alive for the
+            // call, and no other array of the call shares their memory.
+            param: unsafe { t.param.as_slice_mut().unwrap_or_default() },
+            grad: t.grad.as_slice(),
+            shape: &t.shape,
+            slots: std::array::from_fn(|k| match &t.slots[k] {
+                Some(a) => unsafe { a.as_slice_mut().unwrap_or_default() },
+                None => Default::default(),
+            }),
+            scalars: t.scalars,
+            fresh: t.fresh,
+            step,
+            hyper: groups[t.hyper_group].0,
+            grad_scale,
         })
-        .collect()
+        .collect();
+    let check_finite = call.check_finite;
+    let (stepped, views) = py.detach(move || {
+        if check_finite {
+            let grads: Vec<&[T]> = views.iter().map(|t| t.grad).collect();
+            match all_finite(&grads) {
+                Ok(true) => {}
+                Ok(false) => return (Ok(false), views),
+                Err(e) => return (Err(e), views),
+            }
+        }
+        let r = optim::step::<R, T>(&mut views).map(|()| true);
+        (r, views)
+    });
+    let new_scalars: Vec<[f64; MAX_SLOTS]> = views.iter().map(|t| t.scalars).collect();
+    drop(views);
+    if !stepped.context("")? {
+        return Ok(false);
+    }
+    // Commit: new state, scalars and step counts.
+    for ((t, &step), scalars) in tensors.iter_mut().zip(&next).zip(&new_scalars) {
+        let i = t.index;
+        for k in 0..R::SLOTS.len() {
+            if let Some(arr) = &scalar_arrays[k] {
+                if R::uses(&groups[t.hyper_group].0, k, t.shape.len()) {
+                    // SAFETY: private, checked, GIL held.
+                    let values = unsafe { arr.as_slice_mut().unwrap_or_default() };
+                    values[i] = scalars[k];
+                }
+            } else if let (Some(list), Some(arr)) = (&lists[k], t.slots[k].take()) {
+                if t.fresh[k] {
+                    list.set_item(i, arr)?;
+                }
+            }
+        }
+        counts[i] = step as i64;
+    }
+    Ok(true)
 }

@@ -9,19 +9,25 @@
 //! float to the tensor's dtype.
 //!
 //! A step over a param group is one job: every tensor's param, grad and state
-//! are cut into fixed chunks that run in parallel together.
+//! are cut into fixed chunks that run in parallel together. `rule.rs` says
+//! how a rule is described (once) and drives the element-wise ones.
 
 pub mod adagrad;
 pub mod adam;
 pub mod finite;
 pub mod rmsprop;
+pub mod rule;
 pub mod sgd;
 
-pub use adagrad::{adagrad_step, AdagradHyper, AdagradTensor};
-pub use adam::{adam_step, AdamHyper, AdamTensor};
+pub use adagrad::{Adagrad, AdagradHyper};
+pub use adam::{Adam, AdamHyper};
 pub use finite::all_finite;
-pub use rmsprop::{rmsprop_step, RmspropHyper, RmspropTensor};
-pub use sgd::{sgd_step, SgdHyper, SgdTensor};
+pub use rmsprop::{Rmsprop, RmspropHyper};
+pub use rule::{
+    run_elementwise, step, Elementwise, Field, Hyperparameters, Kind, Rule, Slot, Tensor, Value,
+    MAX_SLOTS,
+};
+pub use sgd::{Sgd, SgdHyper};
 
 use crate::error::{Error, Result};
 use crate::parallel::{self, split_mut, split_ref, Split};

@@ -14,60 +14,29 @@
 //! uncentered form without momentum. TensorFlow/Keras put eps inside the
 //! root; PyTorch and this kernel add it outside.
 
-use super::{check_len, run_all, Lerp, Ptrs, Work};
+use super::rule::{Elementwise, Rule, Slot, Tensor, MAX_SLOTS};
+use super::Lerp;
 use crate::error::{check_non_negative, check_range, Result};
-use crate::simd::{Lanes, Real, Step};
+use crate::simd::{Lanes, Real};
 
-/// Hyperparameters of RMSprop, with PyTorch's names and defaults.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RmspropHyper {
-    pub lr: f64,
-    pub alpha: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-    pub momentum: f64,
-    pub centered: bool,
-    pub maximize: bool,
-}
-
-impl Default for RmspropHyper {
-    fn default() -> Self {
-        RmspropHyper {
-            lr: 1e-2,
-            alpha: 0.99,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            momentum: 0.0,
-            centered: false,
-            maximize: false,
-        }
+crate::hyperparameters! {
+    /// Hyperparameters of RMSprop, with PyTorch's names and defaults.
+    pub struct RmspropHyper {
+        pub lr: f64 = 1e-2,
+        pub alpha: f64 = 0.99,
+        pub eps: f64 = 1e-8,
+        pub weight_decay: f64 = 0.0,
+        pub momentum: f64 = 0.0,
+        pub centered: bool = false,
+        pub maximize: bool = false,
     }
 }
 
-impl RmspropHyper {
-    pub fn validate(&self) -> Result<()> {
-        check_non_negative("lr", self.lr)?;
-        check_range("alpha", self.alpha, 0.0, 1.0, false, "in [0, 1]")?;
-        check_non_negative("eps", self.eps)?;
-        check_non_negative("weight_decay", self.weight_decay)?;
-        check_non_negative("momentum", self.momentum)
-    }
-}
-
-/// One param's slices for an RMSprop step.
-pub struct RmspropTensor<'a, T> {
-    pub param: &'a mut [T],
-    pub grad: &'a [T],
-    pub square_avg: &'a mut [T],
-    /// Needed when momentum > 0; ignored (may be empty) otherwise.
-    pub momentum_buffer: &'a mut [T],
-    /// Needed when centered; ignored (may be empty) otherwise.
-    pub grad_avg: &'a mut [T],
-    pub hyper: RmspropHyper,
-}
+/// `torch.optim.RMSprop`.
+pub struct Rmsprop;
 
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct RmspropConsts<T> {
+pub struct RmspropConsts<T> {
     maximize: bool,
     weight_decay: Option<T>,
     alpha: T,
@@ -80,16 +49,65 @@ pub(crate) struct RmspropConsts<T> {
     neg_lr: T,
 }
 
-/// Streams: param, square_avg, momentum_buffer, grad_avg | grad.
-type RmspropWork<'a, T> = Work<'a, T, RmspropConsts<T>, 4, 1>;
+impl Rule for Rmsprop {
+    type Hyper = RmspropHyper;
+    const NAME: &'static str = "rmsprop";
+    const SLOTS: &'static [Slot] = &[
+        Slot::param("square_avg"),
+        Slot::param("momentum_buffer"),
+        Slot::param("grad_avg"),
+    ];
 
-impl<T: Real> Step<T> for Ptrs<T, RmspropConsts<T>, 4, 1> {
+    fn validate(h: &RmspropHyper) -> Result<()> {
+        check_non_negative("lr", h.lr)?;
+        check_range("alpha", h.alpha, 0.0, 1.0, false, "in [0, 1]")?;
+        check_non_negative("eps", h.eps)?;
+        check_non_negative("weight_decay", h.weight_decay)?;
+        check_non_negative("momentum", h.momentum)
+    }
+
+    fn uses(h: &RmspropHyper, slot: usize, _ndim: usize) -> bool {
+        match slot {
+            0 => true,
+            1 => h.momentum > 0.0,
+            _ => h.centered,
+        }
+    }
+
+    fn step<T: Real>(tensors: &mut [Tensor<'_, T, RmspropHyper>]) -> Result<()> {
+        super::run_elementwise::<Self, T>(tensors)
+    }
+}
+
+impl Elementwise for Rmsprop {
+    type Consts<T: Real> = RmspropConsts<T>;
+
+    fn consts<T: Real>(
+        h: &RmspropHyper,
+        _step: u64,
+        _fresh: &[bool; MAX_SLOTS],
+        _scalars: &mut [f64; MAX_SLOTS],
+    ) -> RmspropConsts<T> {
+        RmspropConsts {
+            maximize: h.maximize,
+            weight_decay: (h.weight_decay != 0.0).then(|| T::from_f64(h.weight_decay)),
+            alpha: T::from_f64(h.alpha),
+            one_minus_alpha: T::from_f64(1.0 - h.alpha),
+            grad_avg: h.centered.then(|| Lerp::new(1.0 - h.alpha)),
+            eps: T::from_f64(h.eps),
+            momentum: (h.momentum > 0.0).then(|| T::from_f64(h.momentum)),
+            neg_lr: T::from_f64(-h.lr),
+        }
+    }
+
     #[inline(always)]
-    unsafe fn at<L: Lanes<T>>(&mut self, i: usize) {
-        let c = &self.c;
-        // `wrapping_add`: unused buffers are dangling empty-slice pointers.
-        let [p_ptr, v_ptr, b_ptr, ga_ptr] = self.w.map(|p| p.wrapping_add(i));
-        let mut g = L::load(self.r[0].add(i));
+    unsafe fn at<T: Real, L: Lanes<T>>(
+        c: &RmspropConsts<T>,
+        mut g: L,
+        p_ptr: *mut T,
+        s: [*mut T; MAX_SLOTS],
+    ) {
+        let [v_ptr, b_ptr, ga_ptr, ..] = s;
         let p = L::load(p_ptr);
         if c.maximize {
             g = g.neg();
@@ -121,48 +139,4 @@ impl<T: Real> Step<T> for Ptrs<T, RmspropConsts<T>, 4, 1> {
         };
         p.store(p_ptr);
     }
-}
-
-/// One RMSprop step over every tensor, in place, as one parallel job.
-/// Checks everything first: an error means nothing was written.
-pub fn rmsprop_step<T: Real>(tensors: Vec<RmspropTensor<'_, T>>) -> Result<()> {
-    for (i, t) in tensors.iter().enumerate() {
-        t.hyper.validate()?;
-        let n = t.param.len();
-        check_len(i, "grad", n, t.grad.len())?;
-        check_len(i, "square_avg", n, t.square_avg.len())?;
-        if t.hyper.momentum > 0.0 {
-            check_len(i, "momentum_buffer", n, t.momentum_buffer.len())?;
-        }
-        if t.hyper.centered {
-            check_len(i, "grad_avg", n, t.grad_avg.len())?;
-        }
-    }
-    let work: Vec<RmspropWork<'_, T>> = tensors
-        .into_iter()
-        .map(|t| {
-            let h = t.hyper;
-            let buffer: &mut [T] = if h.momentum > 0.0 {
-                t.momentum_buffer
-            } else {
-                &mut []
-            };
-            let grad_avg: &mut [T] = if h.centered { t.grad_avg } else { &mut [] };
-            Work {
-                w: [t.param, t.square_avg, buffer, grad_avg],
-                r: [t.grad],
-                c: RmspropConsts {
-                    maximize: h.maximize,
-                    weight_decay: (h.weight_decay != 0.0).then(|| T::from_f64(h.weight_decay)),
-                    alpha: T::from_f64(h.alpha),
-                    one_minus_alpha: T::from_f64(1.0 - h.alpha),
-                    grad_avg: h.centered.then(|| Lerp::new(1.0 - h.alpha)),
-                    eps: T::from_f64(h.eps),
-                    momentum: (h.momentum > 0.0).then(|| T::from_f64(h.momentum)),
-                    neg_lr: T::from_f64(-h.lr),
-                },
-            }
-        })
-        .collect();
-    run_all(work)
 }

@@ -16,41 +16,50 @@
 //! `x~ = x + rho * v` of the look-ahead update; PyTorch's update above
 //! is that same rule written in the look-ahead variables.
 
-use super::{check_len, run_all, Ptrs, Work};
+use super::rule::{Elementwise, Rule, Slot, MAX_SLOTS};
 use crate::error::{check_non_negative, check_range, Error, Result};
-use crate::simd::{Lanes, Real, Step};
+use crate::simd::{Lanes, Real};
 
-/// Hyperparameters of SGD, with PyTorch's names and defaults.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdHyper {
-    pub lr: f64,
-    pub momentum: f64,
-    pub dampening: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-    pub maximize: bool,
-}
-
-impl Default for SgdHyper {
-    fn default() -> Self {
-        SgdHyper {
-            lr: 1e-3,
-            momentum: 0.0,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-            maximize: false,
-        }
+crate::hyperparameters! {
+    /// Hyperparameters of SGD, with PyTorch's names and defaults.
+    pub struct SgdHyper {
+        pub lr: f64 = 1e-3,
+        pub momentum: f64 = 0.0,
+        pub dampening: f64 = 0.0,
+        pub weight_decay: f64 = 0.0,
+        pub nesterov: bool = false,
+        pub maximize: bool = false,
     }
 }
 
-impl SgdHyper {
-    pub fn validate(&self) -> Result<()> {
-        check_non_negative("lr", self.lr)?;
-        check_non_negative("momentum", self.momentum)?;
-        check_range("dampening", self.dampening, 0.0, 1.0, false, "in [0, 1]")?;
-        check_non_negative("weight_decay", self.weight_decay)?;
-        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+/// `torch.optim.SGD`.
+pub struct Sgd;
+
+#[derive(Clone, Copy, Debug)]
+pub struct SgdConsts<T> {
+    maximize: bool,
+    weight_decay: Option<T>,
+    /// `Some` when momentum != 0.
+    momentum: Option<T>,
+    one_minus_dampening: T,
+    /// The buffer holds no history yet: it is set to the gradient
+    /// (PyTorch's `torch.clone(grad)`), whatever it contains.
+    first: bool,
+    nesterov: bool,
+    neg_lr: T,
+}
+
+impl Rule for Sgd {
+    type Hyper = SgdHyper;
+    const NAME: &'static str = "sgd";
+    const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer")];
+
+    fn validate(h: &SgdHyper) -> Result<()> {
+        check_non_negative("lr", h.lr)?;
+        check_non_negative("momentum", h.momentum)?;
+        check_range("dampening", h.dampening, 0.0, 1.0, false, "in [0, 1]")?;
+        check_non_negative("weight_decay", h.weight_decay)?;
+        if h.nesterov && (h.momentum <= 0.0 || h.dampening != 0.0) {
             return Err(Error::InvalidHyperparameter {
                 name: "nesterov".into(),
                 value: 1.0,
@@ -59,56 +68,44 @@ impl SgdHyper {
         }
         Ok(())
     }
+
+    fn uses(h: &SgdHyper, _slot: usize, _ndim: usize) -> bool {
+        h.momentum != 0.0
+    }
+
+    fn step<T: Real>(tensors: &mut [super::Tensor<'_, T, SgdHyper>]) -> Result<()> {
+        super::run_elementwise::<Self, T>(tensors)
+    }
 }
 
-/// One param's slices for an SGD step.
-pub struct SgdTensor<'a, T> {
-    pub param: &'a mut [T],
-    pub grad: &'a [T],
-    /// Needed when momentum != 0; ignored (may be empty) otherwise.
-    pub momentum_buffer: &'a mut [T],
-    /// True when the buffer holds no history yet: it is set to the gradient
-    /// (PyTorch's `torch.clone(grad)`), whatever it contains.
-    pub first: bool,
-    pub hyper: SgdHyper,
-}
+impl Elementwise for Sgd {
+    type Consts<T: Real> = SgdConsts<T>;
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SgdConsts<T> {
-    maximize: bool,
-    weight_decay: Option<T>,
-    /// `Some` when momentum != 0.
-    momentum: Option<T>,
-    one_minus_dampening: T,
-    first: bool,
-    nesterov: bool,
-    neg_lr: T,
-}
-
-impl<T: Real> SgdConsts<T> {
-    fn new(h: &SgdHyper, first: bool) -> Self {
+    fn consts<T: Real>(
+        h: &SgdHyper,
+        _step: u64,
+        fresh: &[bool; MAX_SLOTS],
+        _scalars: &mut [f64; MAX_SLOTS],
+    ) -> SgdConsts<T> {
         SgdConsts {
             maximize: h.maximize,
             weight_decay: (h.weight_decay != 0.0).then(|| T::from_f64(h.weight_decay)),
             momentum: (h.momentum != 0.0).then(|| T::from_f64(h.momentum)),
             one_minus_dampening: T::from_f64(1.0 - h.dampening),
-            first,
+            first: fresh[0],
             nesterov: h.nesterov,
             neg_lr: T::from_f64(-h.lr),
         }
     }
-}
 
-/// Streams: param, momentum_buffer | grad.
-type SgdWork<'a, T> = Work<'a, T, SgdConsts<T>, 2, 1>;
-
-impl<T: Real> Step<T> for Ptrs<T, SgdConsts<T>, 2, 1> {
     #[inline(always)]
-    unsafe fn at<L: Lanes<T>>(&mut self, i: usize) {
-        let c = &self.c;
-        // `wrapping_add`: an unused buffer is a dangling empty-slice pointer.
-        let [p_ptr, b_ptr] = self.w.map(|p| p.wrapping_add(i));
-        let mut g = L::load(self.r[0].add(i));
+    unsafe fn at<T: Real, L: Lanes<T>>(
+        c: &SgdConsts<T>,
+        mut g: L,
+        p_ptr: *mut T,
+        s: [*mut T; MAX_SLOTS],
+    ) {
+        let b_ptr = s[0];
         let p = L::load(p_ptr);
         if c.maximize {
             g = g.neg();
@@ -133,33 +130,4 @@ impl<T: Real> Step<T> for Ptrs<T, SgdConsts<T>, 2, 1> {
         }
         p.add(L::splat(c.neg_lr).mul(g)).store(p_ptr);
     }
-}
-
-/// One SGD step over every tensor, in place, as one parallel job.
-/// Checks everything first: an error means nothing was written.
-pub fn sgd_step<T: Real>(tensors: Vec<SgdTensor<'_, T>>) -> Result<()> {
-    for (i, t) in tensors.iter().enumerate() {
-        t.hyper.validate()?;
-        let n = t.param.len();
-        check_len(i, "grad", n, t.grad.len())?;
-        if t.hyper.momentum != 0.0 {
-            check_len(i, "momentum_buffer", n, t.momentum_buffer.len())?;
-        }
-    }
-    let work: Vec<SgdWork<'_, T>> = tensors
-        .into_iter()
-        .map(|t| {
-            let buffer: &mut [T] = if t.hyper.momentum != 0.0 {
-                t.momentum_buffer
-            } else {
-                &mut []
-            };
-            Work {
-                w: [t.param, buffer],
-                r: [t.grad],
-                c: SgdConsts::new(&t.hyper, t.first),
-            }
-        })
-        .collect();
-    run_all(work)
 }

@@ -1,0 +1,438 @@
+//! The one description of an update rule, and the one element-wise driver.
+//!
+//! A rule (`adam.rs`, `sgd.rs`, ...) says, once:
+//! - its hyperparameters: a struct written with [`hyperparameters!`], which
+//!   gives the torch names, the torch defaults (`Default`) and the reader
+//!   that takes them by name from a param group;
+//! - its state slots ([`Slot`]): arrays shaped like the param, factored
+//!   row / column statistics, or one float64 number per tensor, each with
+//!   its initial value ([`Rule::init`]);
+//! - its checks ([`Rule::validate`]);
+//! - its kernel: for an element-wise rule, the per-tensor constants and the
+//!   body over one register of lanes ([`Elementwise`]), which
+//!   [`run_elementwise`] drives over fixed chunks of all tensors as one
+//!   parallel job; other rules (factored, matrix) write [`Rule::step`].
+//!
+//! The binding (`rust/python/src/optim.rs`) is one generic step function and
+//! a table with one row per rule; [`step`] checks every length before any
+//! write, so an error means nothing changed.
+
+use std::marker::PhantomData;
+
+use super::{Ptrs, Work};
+use crate::error::{Error, Result};
+use crate::simd::{Lanes, Real, Step};
+
+/// The most state slots a rule has.
+pub const MAX_SLOTS: usize = 6;
+
+/// Where a state slot lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An array of the param's shape.
+    Param,
+    /// Row statistics of a param of 2+ dimensions: its shape with the last
+    /// dimension set to 1 (torch's Adafactor `row_var`).
+    Rows,
+    /// Column statistics: the param's shape with dimension -2 set to 1.
+    Cols,
+    /// One float64 number per tensor (NAdam's `mu_product`).
+    Scalar,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Param => "param",
+            Kind::Rows => "rows",
+            Kind::Cols => "cols",
+            Kind::Scalar => "scalar",
+        }
+    }
+
+    /// The shape of this slot's array for a param of `param` shape (`None`
+    /// for a scalar slot).
+    pub fn shape(self, param: &[usize]) -> Option<Vec<usize>> {
+        let mut s = param.to_vec();
+        let n = s.len();
+        match self {
+            Kind::Param => {}
+            Kind::Rows if n >= 2 => s[n - 1] = 1,
+            Kind::Cols if n >= 2 => s[n - 2] = 1,
+            Kind::Rows | Kind::Cols => {}
+            Kind::Scalar => return None,
+        }
+        Some(s)
+    }
+}
+
+/// A state slot: its state-dict key and where it lives.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+impl Slot {
+    pub const fn param(name: &'static str) -> Slot {
+        Slot {
+            name,
+            kind: Kind::Param,
+        }
+    }
+    pub const fn scalar(name: &'static str) -> Slot {
+        Slot {
+            name,
+            kind: Kind::Scalar,
+        }
+    }
+    pub const fn rows(name: &'static str) -> Slot {
+        Slot {
+            name,
+            kind: Kind::Rows,
+        }
+    }
+    pub const fn cols(name: &'static str) -> Slot {
+        Slot {
+            name,
+            kind: Kind::Cols,
+        }
+    }
+}
+
+/// A hyperparameter as the binding found it in a param group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// The group has no such key.
+    Missing,
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Value>),
+    /// Anything else, by its type name.
+    Other(String),
+}
+
+impl Value {
+    fn kind(&self) -> String {
+        match self {
+            Value::Missing => "nothing".into(),
+            Value::None => "None".into(),
+            Value::Bool(_) => "bool".into(),
+            Value::Int(_) => "int".into(),
+            Value::Float(_) => "float".into(),
+            Value::Str(_) => "str".into(),
+            Value::Seq(items) => format!("a sequence of {}", items.len()),
+            Value::Other(ty) => ty.clone(),
+        }
+    }
+}
+
+fn type_error(name: &str, expected: &str, v: &Value) -> Error {
+    match v {
+        Value::Missing => Error::Type(format!("missing hyperparameter '{name}'")),
+        _ => Error::Type(format!("{name}: expected {expected}, got {}", v.kind())),
+    }
+}
+
+/// A hyperparameter type that can be read from a [`Value`].
+pub trait Field: Sized {
+    fn from_value(name: &str, v: &Value) -> Result<Self>;
+}
+
+impl Field for f64 {
+    fn from_value(name: &str, v: &Value) -> Result<f64> {
+        match *v {
+            Value::Float(x) => Ok(x),
+            Value::Int(i) => Ok(i as f64),
+            _ => Err(type_error(name, "a number", v)),
+        }
+    }
+}
+
+impl Field for bool {
+    fn from_value(name: &str, v: &Value) -> Result<bool> {
+        match *v {
+            Value::Bool(b) => Ok(b),
+            _ => Err(type_error(name, "True or False", v)),
+        }
+    }
+}
+
+impl Field for u64 {
+    fn from_value(name: &str, v: &Value) -> Result<u64> {
+        match *v {
+            Value::Int(i) if i >= 0 => Ok(i as u64),
+            Value::Int(i) => Err(Error::InvalidHyperparameter {
+                name: name.into(),
+                value: i as f64,
+                expected: "an integer >= 0",
+            }),
+            _ => Err(type_error(name, "an int", v)),
+        }
+    }
+}
+
+impl<F: Field> Field for Option<F> {
+    fn from_value(name: &str, v: &Value) -> Result<Option<F>> {
+        match v {
+            Value::None => Ok(None),
+            _ => F::from_value(name, v).map(Some),
+        }
+    }
+}
+
+fn items<'v, const N: usize>(name: &str, v: &'v Value) -> Result<&'v [Value; N]> {
+    match v {
+        Value::Seq(items) => {
+            <&[Value; N]>::try_from(&items[..]).map_err(|_| Error::InvalidHyperparameter {
+                name: name.into(),
+                value: items.len() as f64,
+                expected: match N {
+                    2 => "a pair (the number of items is shown)",
+                    _ => "a sequence of the right length (the number of items is shown)",
+                },
+            })
+        }
+        _ => Err(type_error(name, &format!("a tuple of {N}"), v)),
+    }
+}
+
+impl<A: Field, B: Field> Field for (A, B) {
+    fn from_value(name: &str, v: &Value) -> Result<(A, B)> {
+        let [a, b] = items::<2>(name, v)?;
+        Ok((
+            A::from_value(&format!("{name}[0]"), a)?,
+            B::from_value(&format!("{name}[1]"), b)?,
+        ))
+    }
+}
+
+impl<const N: usize> Field for [f64; N] {
+    fn from_value(name: &str, v: &Value) -> Result<[f64; N]> {
+        let vs = items::<N>(name, v)?;
+        let mut out = [0.0; N];
+        for (k, item) in vs.iter().enumerate() {
+            out[k] = f64::from_value(&format!("{name}[{k}]"), item)?;
+        }
+        Ok(out)
+    }
+}
+
+/// A rule's hyperparameters: written with [`hyperparameters!`].
+pub trait Hyperparameters: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// The group keys, in declaration order.
+    const NAMES: &'static [&'static str];
+    /// Reads every field by name; `get` returns [`Value::Missing`] for a
+    /// key the group lacks.
+    fn read(get: &mut dyn FnMut(&'static str) -> Value) -> Result<Self>;
+}
+
+/// Declares a hyperparameter struct once: torch's names and defaults, the
+/// `Default` impl and the by-name reader.
+#[macro_export]
+macro_rules! hyperparameters {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$fmeta:meta])* pub $field:ident: $ty:ty = $default:expr,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { $($field: $default,)* }
+            }
+        }
+
+        impl $crate::optim::rule::Hyperparameters for $name {
+            const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            fn read(
+                get: &mut dyn FnMut(&'static str) -> $crate::optim::rule::Value,
+            ) -> $crate::Result<Self> {
+                Ok($name {
+                    $($field: $crate::optim::rule::Field::from_value(
+                        stringify!($field),
+                        &get(stringify!($field)),
+                    )?,)*
+                })
+            }
+        }
+    };
+}
+
+/// One param's view for a step: its slices, state and counters.
+pub struct Tensor<'a, T, H> {
+    pub param: &'a mut [T],
+    pub grad: &'a [T],
+    pub shape: &'a [usize],
+    /// Array slots, in the rule's slot order (empty where unused or scalar).
+    pub slots: [&'a mut [T]; MAX_SLOTS],
+    /// Scalar slots (in: the current values, the initial ones for new
+    /// state; out: after the step).
+    pub scalars: [f64; MAX_SLOTS],
+    /// Which slots were created for this step.
+    pub fresh: [bool; MAX_SLOTS],
+    /// This param's step count including the step being taken (1 first).
+    pub step: u64,
+    pub hyper: H,
+    /// Read the grad as `grad * scale` (one multiply in `T`).
+    pub grad_scale: Option<T>,
+}
+
+/// An update rule: its hyperparameters, state and kernel, described once.
+pub trait Rule: 'static {
+    type Hyper: Hyperparameters;
+    /// The rule's name in the binding's table, e.g. `"adam"`.
+    const NAME: &'static str;
+    const SLOTS: &'static [Slot];
+
+    fn validate(h: &Self::Hyper) -> Result<()>;
+
+    /// Whether a param of `ndim` dimensions uses slot `slot` with these
+    /// hyperparameters (e.g. `max_exp_avg_sq` only with amsgrad).
+    fn uses(h: &Self::Hyper, slot: usize, ndim: usize) -> bool {
+        let _ = (h, slot, ndim);
+        true
+    }
+
+    /// The value every element of a new slot starts with.
+    fn init(h: &Self::Hyper, slot: usize) -> f64 {
+        let _ = (h, slot);
+        0.0
+    }
+
+    /// The step over every tensor; called by [`step`] after every check.
+    fn step<T: Real>(tensors: &mut [Tensor<'_, T, Self::Hyper>]) -> Result<()>;
+}
+
+/// The number of elements of slot `kind` for a param of `shape`.
+fn slot_len(kind: Kind, shape: &[usize]) -> usize {
+    kind.shape(shape).map_or(0, |s| s.iter().product())
+}
+
+/// One step of rule `R` over every tensor, in place, as one job. Checks
+/// every hyperparameter, step count and length first: an error means
+/// nothing was written.
+pub fn step<R: Rule, T: Real>(tensors: &mut [Tensor<'_, T, R::Hyper>]) -> Result<()> {
+    for (i, t) in tensors.iter().enumerate() {
+        R::validate(&t.hyper)?;
+        super::check_step(i, t.step)?;
+        let n = t.param.len();
+        if t.shape.iter().product::<usize>() != n {
+            return Err(Error::Shape(format!(
+                "tensor {i}: shape {:?} does not have {n} elements",
+                t.shape
+            )));
+        }
+        super::check_len(i, "grad", n, t.grad.len())?;
+        for (k, slot) in R::SLOTS.iter().enumerate() {
+            if slot.kind != Kind::Scalar && R::uses(&t.hyper, k, t.shape.len()) {
+                let want = slot_len(slot.kind, t.shape);
+                super::check_len(i, slot.name, want, t.slots[k].len())?;
+            }
+        }
+    }
+    R::step(tensors)
+}
+
+/// An element-wise rule: per-tensor constants and a body over lanes.
+pub trait Elementwise: Rule {
+    type Consts<T: Real>: Copy + Send + Sync;
+
+    /// The tensor's constants for this step, computed in f64 and rounded
+    /// once; updates the tensor's scalar state.
+    fn consts<T: Real>(
+        h: &Self::Hyper,
+        step: u64,
+        fresh: &[bool; MAX_SLOTS],
+        scalars: &mut [f64; MAX_SLOTS],
+    ) -> Self::Consts<T>;
+
+    /// Elements `0 .. L::N` of the param at `p` and the slots at `s`, with
+    /// `g` the (scaled) grad there.
+    ///
+    /// # Safety
+    /// The CPU supports `L`; `p` and each slot the hyperparameters use are
+    /// valid for `L::N` elements (unused slots are dangling: never touch them).
+    unsafe fn at<T: Real, L: Lanes<T>>(
+        c: &Self::Consts<T>,
+        g: L,
+        p: *mut T,
+        s: [*mut T; MAX_SLOTS],
+    );
+}
+
+/// The constants of one tensor of an element-wise step.
+struct ElemConsts<R: Elementwise, T: Real> {
+    c: R::Consts<T>,
+    scale: Option<T>,
+    rule: PhantomData<fn() -> R>,
+}
+
+impl<R: Elementwise, T: Real> Clone for ElemConsts<R, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R: Elementwise, T: Real> Copy for ElemConsts<R, T> {}
+
+/// Streams: the param, then every slot | the grad.
+const STREAMS: usize = 1 + MAX_SLOTS;
+
+impl<R: Elementwise, T: Real> Step<T> for Ptrs<T, ElemConsts<R, T>, STREAMS, 1> {
+    #[inline(always)]
+    unsafe fn at<L: Lanes<T>>(&mut self, i: usize) {
+        let mut g = L::load(self.r[0].add(i));
+        if let Some(scale) = self.c.scale {
+            g = g.mul(L::splat(scale));
+        }
+        // `wrapping_add`: an unused slot is a dangling empty-slice pointer.
+        let [p, slots @ ..] = self.w.map(|s| s.wrapping_add(i));
+        R::at::<T, L>(&self.c.c, g, p, slots);
+    }
+}
+
+/// [`Rule::step`] of an element-wise rule: every tensor's constants, then
+/// one parallel job over fixed chunks of all tensors.
+pub fn run_elementwise<R: Elementwise, T: Real>(
+    tensors: &mut [Tensor<'_, T, R::Hyper>],
+) -> Result<()> {
+    let work: Vec<Work<'_, T, ElemConsts<R, T>, STREAMS, 1>> = tensors
+        .iter_mut()
+        .map(|t| {
+            let c = R::consts::<T>(&t.hyper, t.step, &t.fresh, &mut t.scalars);
+            let ndim = t.shape.len();
+            let hyper = t.hyper;
+            let mut w: [&mut [T]; STREAMS] = Default::default();
+            w[0] = std::mem::take(&mut t.param);
+            for (k, slot) in w[1..].iter_mut().enumerate() {
+                let used = k < R::SLOTS.len()
+                    && R::SLOTS[k].kind != Kind::Scalar
+                    && R::uses(&hyper, k, ndim);
+                if used {
+                    *slot = std::mem::take(&mut t.slots[k]);
+                }
+            }
+            Work {
+                w,
+                r: [t.grad],
+                c: ElemConsts {
+                    c,
+                    scale: t.grad_scale,
+                    rule: PhantomData,
+                },
+            }
+        })
+        .collect();
+    super::run_all(work)
+}
