@@ -20,6 +20,16 @@ from .optim import (
     torch_rmsprop,
     torch_sgd,
 )
+from .optim_torch2 import (
+    torch_adadelta,
+    torch_adafactor,
+    torch_adamax,
+    torch_asgd,
+    torch_muon,
+    torch_nadam,
+    torch_radam,
+    torch_rprop,
+)
 from .random import philox4x32_10
 from .regularization import (
     dropconnect,
@@ -50,10 +60,18 @@ __all__ = [
     "sgd",
     "sgd_momentum",
     "stochastic_depth",
+    "torch_adadelta",
+    "torch_adafactor",
     "torch_adagrad",
     "torch_adam",
+    "torch_adamax",
     "torch_adamw",
+    "torch_asgd",
     "torch_lbfgs",
+    "torch_muon",
+    "torch_nadam",
+    "torch_radam",
     "torch_rmsprop",
+    "torch_rprop",
     "torch_sgd",
 ]
