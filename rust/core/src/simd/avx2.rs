@@ -62,6 +62,30 @@ impl Lanes<f32> for F32x8 {
             Self(_mm256_blendv_ps(max, self.0, nan))
         }
     }
+    #[inline(always)]
+    fn minimum(self, o: Self) -> Self {
+        unsafe {
+            let min = _mm256_min_ps(self.0, o.0);
+            let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0);
+            Self(_mm256_blendv_ps(min, self.0, nan))
+        }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Self(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
+    }
+    #[inline(always)]
+    fn sign_select(self, pos: Self, neg: Self, zero: Self, nan: Self) -> Self {
+        unsafe {
+            let z = _mm256_setzero_ps();
+            let gt = _mm256_cmp_ps::<_CMP_GT_OQ>(self.0, z);
+            let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, z);
+            let eq = _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, z);
+            let r = _mm256_blendv_ps(nan.0, zero.0, eq);
+            let r = _mm256_blendv_ps(r, neg.0, lt);
+            Self(_mm256_blendv_ps(r, pos.0, gt))
+        }
+    }
 }
 
 impl Lanes<f64> for F64x4 {
@@ -109,6 +133,30 @@ impl Lanes<f64> for F64x4 {
             let max = _mm256_max_pd(self.0, o.0);
             let nan = _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0);
             Self(_mm256_blendv_pd(max, self.0, nan))
+        }
+    }
+    #[inline(always)]
+    fn minimum(self, o: Self) -> Self {
+        unsafe {
+            let min = _mm256_min_pd(self.0, o.0);
+            let nan = _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0);
+            Self(_mm256_blendv_pd(min, self.0, nan))
+        }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Self(unsafe { _mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0) })
+    }
+    #[inline(always)]
+    fn sign_select(self, pos: Self, neg: Self, zero: Self, nan: Self) -> Self {
+        unsafe {
+            let z = _mm256_setzero_pd();
+            let gt = _mm256_cmp_pd::<_CMP_GT_OQ>(self.0, z);
+            let lt = _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, z);
+            let eq = _mm256_cmp_pd::<_CMP_EQ_OQ>(self.0, z);
+            let r = _mm256_blendv_pd(nan.0, zero.0, eq);
+            let r = _mm256_blendv_pd(r, neg.0, lt);
+            Self(_mm256_blendv_pd(r, pos.0, gt))
         }
     }
 }

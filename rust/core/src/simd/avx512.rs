@@ -66,6 +66,30 @@ impl Lanes<f32> for F32x16 {
             Self(_mm512_mask_blend_ps(nan, max, self.0))
         }
     }
+    #[inline(always)]
+    fn minimum(self, o: Self) -> Self {
+        unsafe {
+            let min = _mm512_min_ps(self.0, o.0);
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0);
+            Self(_mm512_mask_blend_ps(nan, min, self.0))
+        }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Self(unsafe { _mm512_abs_ps(self.0) })
+    }
+    #[inline(always)]
+    fn sign_select(self, pos: Self, neg: Self, zero: Self, nan: Self) -> Self {
+        unsafe {
+            let z = _mm512_setzero_ps();
+            let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, z);
+            let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, z);
+            let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, z);
+            let r = _mm512_mask_blend_ps(eq, nan.0, zero.0);
+            let r = _mm512_mask_blend_ps(lt, r, neg.0);
+            Self(_mm512_mask_blend_ps(gt, r, pos.0))
+        }
+    }
 }
 
 impl Lanes<f64> for F64x8 {
@@ -118,6 +142,30 @@ impl Lanes<f64> for F64x8 {
             let max = _mm512_max_pd(self.0, o.0);
             let nan = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0);
             Self(_mm512_mask_blend_pd(nan, max, self.0))
+        }
+    }
+    #[inline(always)]
+    fn minimum(self, o: Self) -> Self {
+        unsafe {
+            let min = _mm512_min_pd(self.0, o.0);
+            let nan = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0);
+            Self(_mm512_mask_blend_pd(nan, min, self.0))
+        }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Self(unsafe { _mm512_abs_pd(self.0) })
+    }
+    #[inline(always)]
+    fn sign_select(self, pos: Self, neg: Self, zero: Self, nan: Self) -> Self {
+        unsafe {
+            let z = _mm512_setzero_pd();
+            let gt = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(self.0, z);
+            let lt = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(self.0, z);
+            let eq = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(self.0, z);
+            let r = _mm512_mask_blend_pd(eq, nan.0, zero.0);
+            let r = _mm512_mask_blend_pd(lt, r, neg.0);
+            Self(_mm512_mask_blend_pd(gt, r, pos.0))
         }
     }
 }

@@ -200,6 +200,14 @@ pub trait Lanes<T>: Copy {
     /// `max` that propagates NaN like `np.maximum` / `torch.maximum`: NaN if
     /// either is NaN (the first one's if both), else the larger, else `o`.
     fn maximum(self, o: Self) -> Self;
+    /// `min` with the same NaN rule as [`Lanes::maximum`]: NaN if either is
+    /// NaN (the first one's if both), else the smaller, else `o`.
+    fn minimum(self, o: Self) -> Self;
+    /// Clears the sign bit (`|x|`, NaN stays NaN).
+    fn abs(self) -> Self;
+    /// Per lane: `pos` where `self > 0`, `neg` where `self < 0`, `zero`
+    /// where `self == 0` (either sign), `nan` where `self` is NaN.
+    fn sign_select(self, pos: Self, neg: Self, zero: Self, nan: Self) -> Self;
 }
 
 /// A kernel body written once for any [`Lanes`] type.

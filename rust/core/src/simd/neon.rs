@@ -62,6 +62,26 @@ impl Lanes<f32> for F32x4 {
             Self(vbslq_f32(take_self, self.0, o.0))
         }
     }
+    #[inline(always)]
+    fn minimum(self, o: Self) -> Self {
+        unsafe {
+            let take_self = vorrq_u32(vcltq_f32(self.0, o.0), vmvnq_u32(vceqq_f32(self.0, self.0)));
+            Self(vbslq_f32(take_self, self.0, o.0))
+        }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Self(unsafe { vabsq_f32(self.0) })
+    }
+    #[inline(always)]
+    fn sign_select(self, pos: Self, neg: Self, zero: Self, nan: Self) -> Self {
+        unsafe {
+            let z = vdupq_n_f32(0.0);
+            let r = vbslq_f32(vceqq_f32(self.0, z), zero.0, nan.0);
+            let r = vbslq_f32(vcltq_f32(self.0, z), neg.0, r);
+            Self(vbslq_f32(vcgtq_f32(self.0, z), pos.0, r))
+        }
+    }
 }
 
 impl Lanes<f64> for F64x2 {
@@ -112,6 +132,30 @@ impl Lanes<f64> for F64x2 {
                 veorq_u64(not_nan, vdupq_n_u64(u64::MAX)),
             );
             Self(vbslq_f64(take_self, self.0, o.0))
+        }
+    }
+    #[inline(always)]
+    fn minimum(self, o: Self) -> Self {
+        unsafe {
+            let not_nan = vceqq_f64(self.0, self.0);
+            let take_self = vorrq_u64(
+                vcltq_f64(self.0, o.0),
+                veorq_u64(not_nan, vdupq_n_u64(u64::MAX)),
+            );
+            Self(vbslq_f64(take_self, self.0, o.0))
+        }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Self(unsafe { vabsq_f64(self.0) })
+    }
+    #[inline(always)]
+    fn sign_select(self, pos: Self, neg: Self, zero: Self, nan: Self) -> Self {
+        unsafe {
+            let z = vdupq_n_f64(0.0);
+            let r = vbslq_f64(vceqq_f64(self.0, z), zero.0, nan.0);
+            let r = vbslq_f64(vcltq_f64(self.0, z), neg.0, r);
+            Self(vbslq_f64(vcgtq_f64(self.0, z), pos.0, r))
         }
     }
 }

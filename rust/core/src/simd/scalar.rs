@@ -80,6 +80,30 @@ macro_rules! scalar_real {
                     o
                 }
             }
+            #[inline(always)]
+            fn minimum(self, o: Self) -> Self {
+                if self.is_nan() || self < o {
+                    self
+                } else {
+                    o
+                }
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn sign_select(self, pos: Self, neg: Self, zero: Self, nan: Self) -> Self {
+                if self > 0.0 {
+                    pos
+                } else if self < 0.0 {
+                    neg
+                } else if self == 0.0 {
+                    zero
+                } else {
+                    nan
+                }
+            }
         }
 
         // Keeps the exponent mask's type honest.
