@@ -39,6 +39,14 @@ CASES = [
     (optim.Adam, ref.torch_adam, dict(lr=0.01, betas=(0.2, 0.5), eps=1e-3)),
     (optim.AdamW, ref.torch_adamw, dict(lr=0.01)),
     (optim.AdamW, ref.torch_adamw, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    (optim.Adam, ref.torch_adam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    (optim.NAdam, ref.torch_nadam, dict()),
+    (optim.NAdam, ref.torch_nadam, dict(lr=0.01, weight_decay=0.1, momentum_decay=0.01)),
+    (
+        optim.NAdam,
+        ref.torch_nadam,
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    ),
 ]
 
 CASE_IDS = [

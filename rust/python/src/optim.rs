@@ -2,33 +2,34 @@
 //! (the step protocol, reading hyperparameters by name, the state) is
 //! generic, in `step.rs`; each rule is described once, in the core.
 
-use lec7rs_core::optim::{Adagrad, Adam, Hyperparameters, Rmsprop, Rule, Sgd};
+use lec7rs_core::optim::{Adagrad, Adam, Hyperparameters, Nadam, Rmsprop, Rule, Sgd};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::errors::value_error;
 use crate::step::{self, Call};
 
-/// Calls `$body` with `$R` bound to the rule named `$name`.
+/// Calls `$body` with `$R` bound to the rule named `$name`: the table of
+/// rules, one row each.
 macro_rules! with_rule {
     ($name:expr, $R:ident => $body:expr) => {
+        dispatch!($name, $R => $body;
+            Sgd,
+            Adagrad,
+            Rmsprop,
+            Adam,
+            Nadam,
+        )
+    };
+}
+
+macro_rules! dispatch {
+    ($name:expr, $R:ident => $body:expr; $($rule:ty,)*) => {
         match $name {
-            n if n == Sgd::NAME => {
-                type $R = Sgd;
+            $(n if n == <$rule as Rule>::NAME => {
+                type $R = $rule;
                 $body
-            }
-            n if n == Adagrad::NAME => {
-                type $R = Adagrad;
-                $body
-            }
-            n if n == Rmsprop::NAME => {
-                type $R = Rmsprop;
-                $body
-            }
-            n if n == Adam::NAME => {
-                type $R = Adam;
-                $body
-            }
+            })*
             other => Err(value_error(format!("unknown update rule {other:?}"))),
         }
     };

@@ -15,6 +15,7 @@
 pub mod adagrad;
 pub mod adam;
 pub mod finite;
+pub mod nadam;
 pub mod rmsprop;
 pub mod rule;
 pub mod sgd;
@@ -22,6 +23,7 @@ pub mod sgd;
 pub use adagrad::{Adagrad, AdagradHyper};
 pub use adam::{Adam, AdamHyper};
 pub use finite::all_finite;
+pub use nadam::{Nadam, NadamHyper};
 pub use rmsprop::{Rmsprop, RmspropHyper};
 pub use rule::{
     run_elementwise, step, Elementwise, Field, Hyperparameters, Kind, Rule, Slot, Tensor, Value,
