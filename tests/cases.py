@@ -47,6 +47,24 @@ CASES = [
         ref.torch_nadam,
         dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
     ),
+    (optim.RAdam, ref.torch_radam, dict(lr=0.01)),
+    (optim.RAdam, ref.torch_radam, dict(lr=0.01, betas=(0.5, 0.6), weight_decay=0.1)),
+    (
+        optim.RAdam,
+        ref.torch_radam,
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    ),
+    (optim.Adamax, ref.torch_adamax, dict()),
+    (optim.Adamax, ref.torch_adamax, dict(lr=0.01, betas=(0.3, 0.9), weight_decay=0.1)),
+    (optim.Adamax, ref.torch_adamax, dict(eps=0.0, maximize=True)),
+    (optim.Adadelta, ref.torch_adadelta, dict()),
+    (optim.Adadelta, ref.torch_adadelta, dict(lr=0.5, rho=0.5, weight_decay=0.1, maximize=True)),
+    (optim.Rprop, ref.torch_rprop, dict()),
+    (optim.Rprop, ref.torch_rprop, dict(lr=0.1, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2))),
+    (optim.Rprop, ref.torch_rprop, dict(maximize=True)),
+    (optim.ASGD, ref.torch_asgd, dict()),
+    (optim.ASGD, ref.torch_asgd, dict(lr=0.05, lambd=0.01, alpha=0.5, t0=5, weight_decay=0.1)),
+    (optim.ASGD, ref.torch_asgd, dict(t0=0, maximize=True)),
 ]
 
 CASE_IDS = [

@@ -292,8 +292,10 @@ def torch_adam(
     amsgrad: bool = False,
     maximize: bool = False,
     decoupled: bool = False,
+    decoupled_weight_decay: bool = False,
 ):
-    """``torch.optim.Adam`` (``decoupled=True``: ``torch.optim.AdamW``):
+    """``torch.optim.Adam`` (``decoupled=True`` or torch 2.x's
+    ``decoupled_weight_decay=True``: ``torch.optim.AdamW``):
     state ``step``, ``exp_avg``, ``exp_avg_sq``, and ``max_exp_avg_sq`` with
     amsgrad."""
     state = dict(state or {})
@@ -302,7 +304,7 @@ def torch_adam(
     zeros = np.zeros_like(p)
     step = state.get("step", 0) + 1
     if weight_decay != 0:
-        if decoupled:
+        if decoupled or decoupled_weight_decay:
             p = p * dt(1 - lr * weight_decay)
         else:
             g = g + dt(weight_decay) * p

@@ -2,7 +2,9 @@
 //! (the step protocol, reading hyperparameters by name, the state) is
 //! generic, in `step.rs`; each rule is described once, in the core.
 
-use lec7rs_core::optim::{Adagrad, Adam, Hyperparameters, Nadam, Rmsprop, Rule, Sgd};
+use lec7rs_core::optim::{
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Hyperparameters, Nadam, Radam, Rmsprop, Rprop, Rule, Sgd,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -19,6 +21,11 @@ macro_rules! with_rule {
             Rmsprop,
             Adam,
             Nadam,
+            Radam,
+            Adamax,
+            Adadelta,
+            Rprop,
+            Asgd,
         )
     };
 }

@@ -12,19 +12,29 @@
 //! are cut into fixed chunks that run in parallel together. `rule.rs` says
 //! how a rule is described (once) and drives the element-wise ones.
 
+pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
+pub mod adamax;
+pub mod asgd;
 pub mod finite;
 pub mod nadam;
+pub mod radam;
 pub mod rmsprop;
+pub mod rprop;
 pub mod rule;
 pub mod sgd;
 
+pub use adadelta::{Adadelta, AdadeltaHyper};
 pub use adagrad::{Adagrad, AdagradHyper};
 pub use adam::{Adam, AdamHyper};
+pub use adamax::{Adamax, AdamaxHyper};
+pub use asgd::{Asgd, AsgdHyper};
 pub use finite::all_finite;
 pub use nadam::{Nadam, NadamHyper};
+pub use radam::{Radam, RadamHyper};
 pub use rmsprop::{Rmsprop, RmspropHyper};
+pub use rprop::{Rprop, RpropHyper};
 pub use rule::{
     run_elementwise, step, Elementwise, Field, Hyperparameters, Kind, Rule, Slot, Tensor, Value,
     MAX_SLOTS,
