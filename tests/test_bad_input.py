@@ -13,6 +13,12 @@ OPTIMIZERS = [
     (optim.RMSprop, dict(centered=True, momentum=0.5)),
     (optim.Adam, dict(amsgrad=True)),
     (optim.AdamW, dict()),
+    (optim.NAdam, dict(decoupled_weight_decay=True, weight_decay=0.1)),
+    (optim.RAdam, dict()),
+    (optim.Adamax, dict()),
+    (optim.Adadelta, dict()),
+    (optim.Rprop, dict()),
+    (optim.ASGD, dict(t0=1)),
 ]
 OPT_IDS = [cls.__name__ for cls, _ in OPTIMIZERS]
 
@@ -128,7 +134,8 @@ def test_bad_step_raises_and_changes_nothing(cls, kw, make_grads, exc, match):
 def test_grad_aliasing_optimizer_state_is_refused(cls, kw):
     opt, params = make(cls, kw)
     before = snapshot(opt)
-    grads = {**good_grads(params), "b1": opt._state[0][1]}
+    k = next(k for k, kind in enumerate(opt._kinds) if kind != "scalar")
+    grads = {**good_grads(params), "b1": opt._state[k][1]}
     with pytest.raises(ValueError, match=r"state '\w+' of params\['b1'\] shares memory"):
         opt.step(grads)
     assert_unchanged(opt, before)
@@ -219,6 +226,27 @@ CONSTRUCTOR_CASES = [
     ("Adam beta2 < 0", optim.Adam, dict(betas=(0.9, -0.1)), ValueError, r"betas\[1\]"),
     ("Adam three betas", optim.Adam, dict(betas=(0.9, 0.99, 0.9)), ValueError, r"betas"),
     ("Adam negative eps", optim.Adam, dict(eps=-1.0), ValueError, r"eps"),
+    (
+        "NAdam negative momentum_decay",
+        optim.NAdam,
+        dict(momentum_decay=-1),
+        ValueError,
+        r"momentum_decay",
+    ),
+    ("RAdam beta2 = 1", optim.RAdam, dict(betas=(0.9, 1.0)), ValueError, r"betas\[1\]"),
+    ("Adamax negative eps", optim.Adamax, dict(eps=-1), ValueError, r"eps"),
+    ("Adadelta rho > 1", optim.Adadelta, dict(rho=1.5), ValueError, r"rho"),
+    ("Rprop etaminus > 1", optim.Rprop, dict(etas=(1.5, 1.2)), ValueError, r"etas\[0\]"),
+    ("Rprop etaplus < 1", optim.Rprop, dict(etas=(0.5, 0.9)), ValueError, r"etas\[1\]"),
+    (
+        "Rprop step sizes reversed",
+        optim.Rprop,
+        dict(step_sizes=(1, 0.1)),
+        ValueError,
+        r"step_sizes",
+    ),
+    ("ASGD negative lambd", optim.ASGD, dict(lambd=-1), ValueError, r"lambd"),
+    ("complex lr", optim.Adam, dict(lr=1j), TypeError, r"lr.*complex"),
     (
         "AdamW negative weight_decay",
         optim.AdamW,

@@ -230,6 +230,12 @@ OPT_HYPER = {
     optim.RMSprop: ["lr", "alpha", "eps", "weight_decay", "momentum"],
     optim.Adam: ["lr", "eps", "weight_decay"],
     optim.AdamW: ["lr", "eps", "weight_decay"],
+    optim.NAdam: ["lr", "eps", "weight_decay", "momentum_decay", "betas"],
+    optim.RAdam: ["lr", "eps", "weight_decay", "betas"],
+    optim.Adamax: ["lr", "eps", "weight_decay", "betas"],
+    optim.Adadelta: ["lr", "rho", "eps", "weight_decay"],
+    optim.Rprop: ["lr", "etas", "step_sizes"],
+    optim.ASGD: ["lr", "lambd", "alpha", "t0", "weight_decay"],
 }
 
 

@@ -24,6 +24,10 @@ def arrays(dtype, n):
 @settings(max_examples=25, deadline=None)
 @given(data=st.data(), n=st.integers(0, 70), dtype=DTYPES)
 def test_lr_zero_changes_no_param(cls, rule, kw, data, n, dtype):
+    if cls is optim.Rprop or kw.get("eps") == 0.0:
+        # Rprop's lr only sets the first step size (clipped to step_sizes);
+        # eps = 0 makes 0 / 0 where a grad is 0.
+        return
     p = data.draw(arrays(dtype, n))
     before = p.copy()
     opt = cls([p], **{**kw, "lr": 0.0})
