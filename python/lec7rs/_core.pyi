@@ -26,6 +26,9 @@ __all__ = [
     "fractional_max_pool2d",
     "fractional_max_pool2d_backward",
     "get_num_threads",
+    "grad_norm",
+    "grads_clamp",
+    "grads_scale",
     "lbfgs_direction",
     "lbfgs_two_loop",
     "minimize",
@@ -70,6 +73,11 @@ def optimizer_step(
 def optimizer_check(rule: str, group: dict[str, Any]) -> None: ...
 def optimizer_rule(rule: str) -> tuple[list[str], list[tuple[str, str]]]: ...
 def slot_shape(kind: str, shape: Sequence[int]) -> list[int] | None: ...
+
+# lec7rs.optim's gradient utilities (torch.nn.utils semantics).
+def grad_norm(grads: list[np.ndarray], norm_type: float, labels: list[str]) -> float: ...
+def grads_scale(grads: list[np.ndarray], c: float, labels: list[str]) -> None: ...
+def grads_clamp(grads: list[np.ndarray], v: float, labels: list[str]) -> None: ...
 
 # lec7rs.optimize: the minimize loop; returns (x, f, g, nit, nfev, status,
 # message, hess) with hess None, ("lbfgs", s, y, order) or ("dense", h).

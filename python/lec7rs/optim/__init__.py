@@ -15,6 +15,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
 from .asgd import ASGD
+from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .lbfgs import LBFGS
 from .nadam import NAdam
 from .optimizer import Optimizer
@@ -37,5 +38,9 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "Rprop",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "clip_grads_with_norm_",
+    "get_total_norm",
     "lr_scheduler",
 ]

@@ -5,6 +5,7 @@
 mod arrays;
 mod augment;
 mod averaging;
+mod clip;
 mod errors;
 mod optim;
 mod optimize;
@@ -31,6 +32,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::optimizer_check, m)?)?;
     m.add_function(wrap_pyfunction!(optim::optimizer_rule, m)?)?;
     m.add_function(wrap_pyfunction!(optim::slot_shape, m)?)?;
+    m.add_function(wrap_pyfunction!(clip::grad_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(clip::grads_scale, m)?)?;
+    m.add_function(wrap_pyfunction!(clip::grads_clamp, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::minimize, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_direction, m)?)?;

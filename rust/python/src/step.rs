@@ -31,23 +31,38 @@ use numpy::{
     PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::arrays::{
     dtype_of, fmt_shape, is_writeable, same_shape, typed, zeros, Dtype, Label, Names, OfDtype,
 };
 use crate::errors::{type_error, value_error, CoreResult};
 
-/// A Python value as a core hyperparameter [`Value`].
+/// A Python value as a core hyperparameter [`Value`]. The common types
+/// (float, bool, int, tuple) are recognised without looking at type names.
 fn value(obj: Option<Bound<'_, PyAny>>, depth: usize) -> Value {
     let Some(obj) = obj else {
         return Value::Missing;
     };
-    if obj.is_none() {
-        return Value::None;
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Value::Float(f.value());
     }
     if let Ok(b) = obj.cast::<PyBool>() {
         return Value::Bool(b.is_true());
+    }
+    if obj.is_none() {
+        return Value::None;
+    }
+    if obj.cast::<PyInt>().is_ok() {
+        return int_value(&obj);
+    }
+    if depth == 0 {
+        if let Ok(t) = obj.cast::<PyTuple>() {
+            return seq_value(t.iter(), t.len());
+        }
+        if let Ok(l) = obj.cast::<PyList>() {
+            return seq_value(l.iter(), l.len());
+        }
     }
     let ty = obj
         .get_type()
@@ -55,59 +70,88 @@ fn value(obj: Option<Bound<'_, PyAny>>, depth: usize) -> Value {
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into());
     if ty == "bool_" || ty == "bool" {
+        // NumPy's bool.
         return obj.is_truthy().map_or(Value::Other(ty), Value::Bool);
     }
     if ty.contains("complex") {
         return Value::Other(ty);
     }
-    if obj.cast::<PyFloat>().is_ok() {
-        return obj.extract::<f64>().map_or(Value::Other(ty), Value::Float);
+    if obj.hasattr("__index__").unwrap_or(false) {
+        // NumPy's integers.
+        return int_value(&obj);
     }
-    if obj.cast::<PyInt>().is_ok() || obj.hasattr("__index__").unwrap_or(false) {
-        if let Ok(i) = obj.extract::<i64>() {
-            return Value::Int(i);
-        }
-        // A huge int: as a float (inf past f64), which the range checks refuse.
-        return Value::Float(obj.extract::<f64>().unwrap_or(f64::INFINITY));
-    }
-    if obj.hasattr("__float__").unwrap_or(false) && obj.cast::<PyString>().is_err() {
+    if obj.cast::<PyString>().is_err() && obj.hasattr("__float__").unwrap_or(false) {
         // NumPy's float16 / float32 scalars.
         return obj.extract::<f64>().map_or(Value::Other(ty), Value::Float);
     }
     if let Ok(s) = obj.cast::<PyString>() {
         return s.extract::<String>().map_or(Value::Other(ty), Value::Str);
     }
-    if depth == 0 && (ty == "tuple" || ty == "list") {
-        if let Ok(n) = obj.len() {
-            if n <= 8 {
-                let items = (0..n)
-                    .map(|k| value(obj.get_item(k).ok(), depth + 1))
-                    .collect();
-                return Value::Seq(items);
-            }
+    Value::Other(ty)
+}
+
+fn int_value(obj: &Bound<'_, PyAny>) -> Value {
+    match obj.extract::<i64>() {
+        Ok(i) => Value::Int(i),
+        // A huge int: as a float (inf past f64), which the range checks refuse.
+        Err(_) => Value::Float(obj.extract::<f64>().unwrap_or(f64::INFINITY)),
+    }
+}
+
+fn seq_value<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>, n: usize) -> Value {
+    if n > 8 {
+        return Value::Other(format!("a sequence of {n}"));
+    }
+    Value::Seq(items.map(|x| value(Some(x), 1)).collect())
+}
+
+/// The entries of a group dict whose keys are among `names`, found in one
+/// pass over the dict (no key strings are built or hashed per lookup).
+fn entries<'py>(
+    group: &Bound<'py, PyDict>,
+    names: &[&'static str],
+) -> Vec<(&'static str, Bound<'py, PyAny>)> {
+    let mut found = Vec::with_capacity(names.len());
+    for (key, v) in group.iter() {
+        let Ok(key) = key.cast::<PyString>() else {
+            continue;
+        };
+        let Ok(key) = key.to_cow() else { continue };
+        if let Some(&name) = names.iter().find(|&&n| n == key) {
+            found.push((name, v));
         }
     }
-    Value::Other(ty)
+    found
 }
 
 /// Reads the hyperparameters of rule `R` from a group dict, by name.
 pub fn read_hyper<R: Rule>(group: &Bound<'_, PyDict>) -> lec7rs_core::Result<R::Hyper> {
-    R::Hyper::read(&mut |name| value(group.get_item(name).ok().flatten(), 0))
+    let found = entries(group, R::Hyper::NAMES);
+    R::Hyper::read(&mut |name| {
+        let v = found
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone());
+        value(v, 0)
+    })
 }
 
 /// One group: its hyperparameters (checked) and its frozen flag.
 fn read_group<R: Rule>(g: usize, item: &Bound<'_, PyAny>) -> PyResult<(R::Hyper, bool)> {
-    let where_ = format!("param_groups[{g}]");
+    let where_ = || format!("param_groups[{g}]");
     let group = item
         .cast::<PyDict>()
-        .map_err(|_| type_error(format!("{where_}: expected a dict")))?;
-    let frozen = match value(group.get_item("frozen")?, 0) {
-        Value::Missing => false,
-        v => bool::from_value("frozen", &v).context(&where_)?,
+        .map_err(|_| type_error(format!("{}: expected a dict", where_())))?;
+    let frozen = match value(group.get_item(pyo3::intern!(item.py(), "frozen"))?, 0) {
+        Value::Missing => Ok(false),
+        v => bool::from_value("frozen", &v),
     };
-    let hyper = read_hyper::<R>(group).context(&where_)?;
-    R::validate(&hyper).context(&where_)?;
-    Ok((hyper, frozen))
+    let hyper = frozen.and_then(|frozen| {
+        let h = read_hyper::<R>(group)?;
+        R::validate(&h)?;
+        Ok((h, frozen))
+    });
+    hyper.map_err(|e| crate::errors::core(&where_(), e))
 }
 
 /// Raises `ValueError` / `TypeError` when a group's hyperparameters are invalid.

@@ -17,6 +17,7 @@ pub mod adagrad;
 pub mod adam;
 pub mod adamax;
 pub mod asgd;
+pub mod clip;
 pub mod finite;
 pub mod nadam;
 pub mod radam;

@@ -183,6 +183,43 @@ pub(crate) fn pass<T: Real, const S: usize, B: Body<T, S>>(n: usize, body: &B) -
     Ok(out)
 }
 
+/// [`pass`] over several vectors at once (one body and length each, the
+/// per-tensor norms of an optimizer step): one parallel job over the fixed
+/// chunks of all of them, and each vector's sums and maximum, with the bits
+/// [`pass`] gives it alone.
+pub(crate) fn pass_many<T: Real, const S: usize, B: Body<T, S>>(
+    items: &[(usize, B)],
+) -> Result<Vec<Sums<S>>> {
+    let spans: Vec<Span<'_, B, S>> = items
+        .iter()
+        .map(|(n, body)| Span {
+            body,
+            start: 0,
+            end: *n,
+        })
+        .collect();
+    let parts = parallel::map_chunks(spans, simd::dispatch::<T, Span<'_, B, S>>)?;
+    // `map_chunks` cuts each vector into ceil(n / CHUNK) chunks (one when
+    // n <= CHUNK, empty included), in order.
+    let mut parts = parts.into_iter();
+    let mut out = Vec::with_capacity(items.len());
+    for (n, _) in items {
+        let chunks = n.div_ceil(parallel::CHUNK).max(1);
+        let mut total = Sums {
+            sum: [0.0; S],
+            max: f64::NEG_INFINITY,
+        };
+        for p in parts.by_ref().take(chunks) {
+            for k in 0..S {
+                total.sum[k] += p.sum[k];
+            }
+            total.max = nan_max(total.max, p.max);
+        }
+        out.push(total);
+    }
+    Ok(out)
+}
+
 /// Runs `body` over `0 .. n` on the calling thread (one row of a matrix,
 /// say), as one range: the same bits at every SIMD level.
 pub(crate) fn pass_inline<T: Real, const S: usize, B: Body<T, S>>(n: usize, body: &B) -> Sums<S> {
