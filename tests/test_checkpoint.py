@@ -345,8 +345,12 @@ def test_other_versions_and_malformed_manifests_are_rejected(trained, tmp_path):
         (lambda m: root_entry(m, "params")["v"].pop(), {}, "missing"),
         (lambda m: root_entry(m, "params")["v"][0][0].update(v="v"), {}, "missing"),
         (lambda m: root_entry(m, "params")["v"][0][0].update(t="float", v="1.0"), {}, "keys"),
-        (lambda m: root_entry(m, "params")["v"].append(root_entry(m, "params")["v"][0]), {},
+        # (A repeated param entry also repeats its array's payload range,
+        # refused first; see test_checkpoint_bounds.py. Repeat a plain one.)
+        (lambda m: root_entry(m, "rng")["v"].append(root_entry(m, "rng")["v"][0]), {},
          "duplicate"),
+        (lambda m: root_entry(m, "params")["v"].append(root_entry(m, "params")["v"][0]), {},
+         "overlap"),
         (lambda m: root_entry(m, "rng")["v"][0][1].update(t="int", v="42"), {}, "rng"),
     ]  # fmt: skip
     for edit, kw, match in edits:

@@ -31,7 +31,10 @@ place (C-contiguous, writeable; same names, shapes and dtypes).
 ``optimizer``, ``scheduler``, ``averager`` and ``rng`` are any objects
 with ``state_dict()`` (plain values, as above) and ``load_state_dict(d)``;
 each is optional, and ``load`` restores exactly those it is given. ``load``
-reads the whole file into memory once.
+reads the whole file into memory once, and needs a small multiple of the
+file's size whatever the file holds (the arrays of a file never hold more
+bytes than it does; see ``_format.py``). Its errors are short: a few hundred
+characters, naming the file and the part or entry that is wrong.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ __all__ = ["load", "save"]
 
 #: The parts of a checkpoint besides the params, in the order they are loaded.
 _PARTS = ("rng", "scheduler", "averager", "optimizer")
+#: What a part's ``load_state_dict`` (or ``_stage_load_state_dict``) raises
+#: for a state that does not fit: any of these means the file does not fit.
+#: (A state is plain values from a file: an int too big for the object, a
+#: list too short, a str where a dict should be, ...)
+_MISFIT = (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError)
 
 
 def save(
@@ -100,6 +108,8 @@ def load(
     tree = _format.read(path)
     if not isinstance(tree, dict) or set(tree) != {"lec7rs", "params", *_PARTS}:
         raise ValueError(f"{path}: malformed checkpoint (unexpected top-level entries)")
+    # Each array of the tree is a view of its own range of the file (ranges
+    # cannot repeat), so the copies below add up to at most the file's size.
     arrays = _check_params(path, tree["params"], flat)
 
     commits: list[Callable[[], None]] = []
@@ -116,8 +126,8 @@ def load(
         if _stages(obj):
             try:
                 commits.append(obj._stage_load_state_dict(state))
-            except (TypeError, ValueError, KeyError) as e:
-                raise ValueError(f"{path}: the {part} state does not fit: {e}") from None
+            except _MISFIT as e:
+                raise _misfit(path, part, e) from None
         else:
             foreign.append((part, obj, _detach(state)))
     _load_foreign(path, foreign)
@@ -136,20 +146,40 @@ def _check_params(path: str, saved: Any, flat: FlatParams) -> list:
     extra = [k for k in saved if k not in set(flat.keys)]
     if missing or extra:
         raise ValueError(
-            f"{path}: the checkpoint's params do not fit: missing {missing}, "
-            f"not in the given params {extra}"
+            f"{path}: the checkpoint's params do not fit: missing {_some(missing)}, "
+            f"not in the given params {_some(extra)}"
         )
     out = []
     for key, label, p in zip(flat.keys, flat.labels, flat.arrays):
         a = saved[key]
         if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != p.dtype:
-            got = f"{a.dtype} array of shape {a.shape}" if isinstance(a, np.ndarray) else repr(a)
+            if isinstance(a, np.ndarray):
+                got = f"{a.dtype} array of shape {_format.brief(a.shape, 80)}"
+            else:
+                got = f"{type(a).__name__} {_format.brief(a)}"
             raise ValueError(
-                f"{path}: params{label} in the checkpoint is a {got}, the param is "
-                f"{p.dtype} of shape {p.shape}"
+                f"{path}: params{_format.cap(label, 80)} in the checkpoint is a {got}, the "
+                f"param is {p.dtype} of shape {p.shape}"
             )
         out.append(a)
     return out
+
+
+def _some(keys: list, most: int = 4) -> str:
+    """The first few of ``keys``, briefly, for a message."""
+    shown = ", ".join(_format.brief(k) for k in keys[:most])
+    more = f", and {len(keys) - most} more" if len(keys) > most else ""
+    return f"[{shown}{more}]"
+
+
+def _misfit(path: str, part: str, e: BaseException) -> ValueError:
+    """The error for a part whose state does not fit: short, whatever ``e``
+    says (it may quote a value from the file)."""
+    if isinstance(e, KeyError):
+        why = f"no entry {_format.brief(e.args[0])}" if e.args else "a missing entry"
+    else:
+        why = _format.cap(str(e))
+    return ValueError(f"{path}: the {part} state does not fit: {why}")
 
 
 def _stages(obj: Any) -> bool:
@@ -171,8 +201,8 @@ def _load_foreign(path: str, foreign: list) -> None:
             before = obj.state_dict() if i < len(foreign) - 1 else None
             try:
                 obj.load_state_dict(state)
-            except (TypeError, ValueError, KeyError) as e:
-                raise ValueError(f"{path}: the {part} state does not fit: {e}") from None
+            except _MISFIT as e:
+                raise _misfit(path, part, e) from None
             done.append((obj, before))
     except BaseException:
         for obj, before in reversed(done):

@@ -22,6 +22,22 @@ so optimizer state keyed by param index keeps its int keys), ``array``
 and ``scalar`` (a NumPy scalar: dtype and the hex of its bytes). Array and
 scalar dtypes come from a fixed list of numeric types; nothing in a file
 can name a Python object, so loading a file runs no code from it.
+
+What ``read`` accepts, beyond the layout (``save`` writes nothing else):
+each node has exactly the entries of its tag; the tree is at most
+``MAX_DEPTH`` levels deep; an array's offset is a multiple of 64 and its
+length is its shape's; the byte ranges of the non-empty arrays lie in the
+payload, in increasing order, and never overlap (a range cannot be used
+twice, so the arrays of a file never hold more bytes than its payload);
+bool arrays and scalars hold bytes 0 and 1 only.
+
+Reading costs a small multiple of the file's size, whatever the file: the
+manifest is decoded while it is parsed (``json`` ``object_hook``: each node
+becomes its value as soon as it is complete, so the parsed JSON objects do
+not pile up), arrays are views of the file's buffer, checked before they
+are made, and the location of an error is spelled out only once there is
+one. Every error is a ``ValueError`` of a few hundred characters at most,
+naming the file and where in the tree the problem is.
 """
 
 from __future__ import annotations
@@ -73,6 +89,62 @@ DTYPES = {
 }
 
 
+#: The entries of each kind of node (``read`` wants exactly these).
+_ENTRIES = {
+    "none": 1,
+    "bool": 2,
+    "int": 2,
+    "float": 2,
+    "str": 2,
+    "list": 2,
+    "tuple": 2,
+    "dict": 2,
+    "array": 5,
+    "scalar": 3,
+}
+#: At most this many characters of a value (a key, a tag) in a message, and
+#: of a message's parts.
+BRIEF = 40
+MESSAGE = 200
+#: The most digits of an integer in a manifest (CPython's default limit on
+#: int-from-string conversions, fixed here so a file reads the same anywhere).
+MAX_DIGITS = 4300
+
+
+def brief(value: Any, limit: int = BRIEF) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (without building
+    the whole repr of a long string)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > limit:
+        return f"{text[:limit]}... ({len(text)} characters)"
+    return text
+
+
+def cap(message: str, limit: int = MESSAGE) -> str:
+    """``message``, cut to ``limit`` characters."""
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def where(loc: Any) -> str:
+    """Spells out a location: a root label (str) or a chain of
+    ``(parent, key)`` pairs, built only when there is an error to report."""
+    keys = []
+    while isinstance(loc, tuple):
+        loc, key = loc
+        keys.append(key)
+    return _spell(str(loc), reversed(keys))
+
+
+def _spell(root: str, keys: Any) -> str:
+    parts = [f"[{brief(k)}]" for k in keys]
+    text = root + "".join(parts)
+    if len(text) > 160:  # deep as well as long: the start and the end
+        text = root + "".join(parts[:1]) + "..." + "".join(parts[-1:])
+    return cap(text, 160)
+
+
 class Encoder:
     """Turns a tree of plain values into manifest nodes and a payload plan."""
 
@@ -80,15 +152,16 @@ class Encoder:
         self.arrays: list = []  # (offset, little-endian C-contiguous array)
         self.size = 0
 
-    def encode(self, value: Any, path: str, depth: int = 0) -> dict:
+    def encode(self, value: Any, loc: Any, depth: int = 0) -> dict:
+        """``loc``: where ``value`` is (see ``where``)."""
         if depth > MAX_DEPTH:
-            raise ValueError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+            raise ValueError(f"{where(loc)}: nested more than {MAX_DEPTH} levels deep")
         if value is None:
             return {"t": "none"}
         if isinstance(value, np.ndarray):
-            return self._array(value, path)
+            return self._array(value, loc)
         if isinstance(value, np.generic):
-            name = _dtype_name(value.dtype, path)
+            name = _dtype_name(value.dtype, loc)
             raw = np.asarray(value, dtype=DTYPES[name]).tobytes()
             return {"t": "scalar", "dtype": name, "v": raw.hex()}
         if isinstance(value, bool):
@@ -101,26 +174,26 @@ class Encoder:
             return {"t": "str", "v": str(value)}
         if isinstance(value, (list, tuple)):
             tag = "tuple" if isinstance(value, tuple) else "list"
-            items = [self.encode(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+            items = [self.encode(v, (loc, i), depth + 1) for i, v in enumerate(value)]
             return {"t": tag, "v": items}
         if isinstance(value, dict):
             pairs = []
             for k, v in value.items():
                 if isinstance(k, bool) or not isinstance(k, (str, int)):
                     raise TypeError(
-                        f"{path}: dict key {k!r} of type {type(k).__name__} cannot be stored "
-                        "(keys must be str or int)"
+                        f"{where(loc)}: dict key {brief(k)} of type {type(k).__name__} cannot "
+                        "be stored (keys must be str or int)"
                     )
                 key = {"t": "str", "v": str(k)} if isinstance(k, str) else {"t": "int", "v": int(k)}
-                pairs.append([key, self.encode(v, f"{path}[{k!r}]", depth + 1)])
+                pairs.append([key, self.encode(v, (loc, k), depth + 1)])
             return {"t": "dict", "v": pairs}
         raise TypeError(
-            f"{path}: a value of type {type(value).__name__} cannot be stored in a checkpoint "
-            "(plain values, lists, tuples, dicts and numeric NumPy arrays only)"
+            f"{where(loc)}: a value of type {type(value).__name__} cannot be stored in a "
+            "checkpoint (plain values, lists, tuples, dicts and numeric NumPy arrays only)"
         )
 
-    def _array(self, value: np.ndarray, path: str) -> dict:
-        name = _dtype_name(value.dtype, path)
+    def _array(self, value: np.ndarray, loc: Any) -> dict:
+        name = _dtype_name(value.dtype, loc)
         array = np.ascontiguousarray(value, dtype=DTYPES[name])
         offset = self.size
         self.arrays.append((offset, array))
@@ -134,13 +207,13 @@ class Encoder:
         }
 
 
-def _dtype_name(dtype: np.dtype, path: str) -> str:
+def _dtype_name(dtype: np.dtype, loc: Any) -> str:
     if dtype.kind in "biufc" and dtype.fields is None:
         little = dtype.newbyteorder("<")
         for name, allowed in DTYPES.items():
             if little == allowed:
                 return name
-    raise TypeError(f"{path}: arrays of dtype {dtype} cannot be stored (numeric dtypes only)")
+    raise TypeError(f"{where(loc)}: arrays of dtype {dtype} cannot be stored (numeric dtypes only)")
 
 
 def _align(n: int) -> int:
@@ -217,105 +290,251 @@ def read(path: str) -> Any:
             digest = hasher.digest()
     if digest != bytes(view[body:]):
         raise ValueError(f"{path}: checksum mismatch: the file is corrupt")
+    if bytes(view[HEADER.size + manifest_len : start]) != bytes(start - HEADER.size - manifest_len):
+        raise ValueError(
+            f"{path}: malformed checkpoint (the padding after the manifest is not zeros)"
+        )
+    decoder = _Decoder(buf[start : start + payload_len], path)
+    try:
+        # str() of the buffer decodes it without a bytes copy first.
+        text = str(view[HEADER.size : HEADER.size + manifest_len], "utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: malformed manifest (not UTF-8 at byte {e.start})") from None
     try:
         manifest = json.loads(
-            bytes(view[HEADER.size : HEADER.size + manifest_len]).decode("utf-8"),
+            text,
+            object_hook=decoder.node,
+            parse_int=_parse_int,
             parse_constant=_reject_constant,
         )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ValueError(f"{path}: malformed manifest ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "lec7rs.checkpoint":
-        raise ValueError(f"{path}: malformed manifest (not a lec7rs checkpoint)")
-    decoder = _Decoder(buf[start : start + payload_len], path)
-    return decoder.decode(manifest.get("root"), "checkpoint", 0)
+    except RecursionError:
+        raise ValueError(f"{path}: malformed manifest (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError, and too many digits
+        raise ValueError(f"{path}: malformed manifest ({cap(str(e), 200)})") from None
+    del text
+    return decoder.finish(manifest)
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_DIGITS + 1:  # + the sign
+        raise ValueError(f"an integer of more than {MAX_DIGITS} digits")
+    return int(text)
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+class _Bad:
+    """A node that failed: why, and the keys from it up to where it is now
+    (innermost first), spelled out only at the end."""
+
+    __slots__ = ("keys", "message")
+
+    def __init__(self, message: str):
+        self.message = message
+        self.keys: list = []
+
+
+#: The first item of a decoded node that failed (the second is its ``_Bad``).
+_FAILED = object()
+_NONE = (None, 0)
+_TRUE = (True, 0)
+_FALSE = (False, 0)
+
+
 class _Decoder:
+    """Decodes the manifest while ``json`` parses it: ``node`` is the
+    ``object_hook``, called on each JSON object once its contents are
+    parsed (children before parents). It turns a tagged node into a pair
+    ``(value, height)`` -- a tuple, which plain JSON never yields, so a
+    decoded node cannot be mistaken for raw JSON -- or ``(_FAILED, _Bad)``,
+    which each parent passes up, adding its key, so that the location of a
+    problem is spelled out once, at the end. An untagged object (the
+    top-level one) comes back as it is."""
+
     def __init__(self, payload: np.ndarray, path: str):
         self.payload = payload
         self.path = path
+        #: Where the last non-empty array ends: ranges come in increasing order.
+        self.end = 0
 
-    def fail(self, where: str, msg: str) -> ValueError:
-        return ValueError(f"{self.path}: malformed manifest at {where}: {msg}")
-
-    def decode(self, node: Any, where: str, depth: int) -> Any:
-        if depth > MAX_DEPTH:
-            raise self.fail(where, f"nested more than {MAX_DEPTH} levels deep")
-        if not isinstance(node, dict) or not isinstance(node.get("t"), str):
-            raise self.fail(where, "expected a tagged node")
-        tag = node["t"]
-        v = node.get("v")
+    def node(self, d: dict) -> Any:
+        tag = d.get("t")
+        if type(tag) is not str:
+            return d
+        entries = _ENTRIES.get(tag)
+        if entries is None:
+            return _fail(f"unknown or malformed node of type {brief(tag)}")
+        if len(d) != entries:
+            return _fail(f"a {tag} node with other entries than {_entry_names(tag)}")
         if tag == "none":
-            return None
-        if tag == "bool" and isinstance(v, bool):
-            return v
-        if tag == "int" and type(v) is int:
-            return v
-        if tag == "float" and isinstance(v, str):
-            try:
-                return float(v)
-            except ValueError:
-                raise self.fail(where, f"bad float {v!r}") from None
-        if tag == "str" and isinstance(v, str):
-            return v
-        if tag in ("list", "tuple") and isinstance(v, list):
-            items = [self.decode(x, f"{where}[{i}]", depth + 1) for i, x in enumerate(v)]
-            return tuple(items) if tag == "tuple" else items
-        if tag == "dict" and isinstance(v, list):
-            out: dict = {}
-            for pair in v:
-                if not (isinstance(pair, list) and len(pair) == 2):
-                    raise self.fail(where, "expected [key, value] pairs")
-                key_node = pair[0]
-                if not isinstance(key_node, dict) or key_node.get("t") not in ("str", "int"):
-                    raise self.fail(where, "dict keys must be str or int nodes")
-                key = self.decode(key_node, where, depth + 1)
-                if key in out:
-                    raise self.fail(where, f"duplicate key {key!r}")
-                out[key] = self.decode(pair[1], f"{where}[{key!r}]", depth + 1)
-            return out
+            return _NONE
         if tag == "array":
-            return self._array(node, where)
+            return self._array(d)
         if tag == "scalar":
-            dtype = DTYPES.get(node.get("dtype")) if isinstance(node.get("dtype"), str) else None
-            if dtype is None or not isinstance(v, str):
-                raise self.fail(where, f"bad scalar {node!r}")
-            try:
-                raw = bytes.fromhex(v)
-            except ValueError:
-                raise self.fail(where, "bad scalar bytes") from None
-            if len(raw) != dtype.itemsize:
-                raise self.fail(where, "bad scalar length")
-            return np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))[0]
-        raise self.fail(where, f"unknown or malformed node of type {tag!r}")
+            return _scalar(d.get("dtype"), d.get("v"))
+        v = d.get("v")
+        if tag == "int":
+            return (v, 0) if type(v) is int else _fail("an int node without an integer")
+        if tag == "str":
+            return (v, 0) if type(v) is str else _fail("a str node without a string")
+        if tag == "bool":
+            return (
+                _TRUE
+                if v is True
+                else _FALSE
+                if v is False
+                else _fail("a bool node without true or false")
+            )
+        if tag == "float":
+            if type(v) is str and len(v) <= 64:
+                try:
+                    return (float(v), 0)
+                except ValueError:
+                    pass
+            return _fail(f"bad float {brief(v)}")
+        if type(v) is not list:
+            return _fail(f"a {tag} node without a list")
+        if tag == "dict":
+            return _dict(v)
+        height = deepest = 0
+        for i, item in enumerate(v):
+            if type(item) is not tuple:
+                return _fail("expected a tagged node", i)
+            value, h = item
+            if value is _FAILED:
+                h.keys.append(i)
+                return item
+            if h > height:
+                height, deepest = h, i
+            v[i] = value  # the list becomes the decoded list, in place
+        if v:
+            height += 1
+            if height > MAX_DEPTH:
+                return _fail(f"nested more than {MAX_DEPTH} levels deep", deepest)
+        return (v if tag == "list" else tuple(v), height)
 
-    def _array(self, node: dict, where: str) -> np.ndarray:
-        name = node.get("dtype")
-        dtype = DTYPES.get(name) if isinstance(name, str) else None
+    def _array(self, d: dict) -> tuple:
+        name = d.get("dtype")
+        dtype = DTYPES.get(name) if type(name) is str else None
         if dtype is None:
-            raise self.fail(where, f"array dtype {name!r} is not allowed")
-        shape, offset, nbytes = node.get("shape"), node.get("offset"), node.get("nbytes")
+            return _fail(f"array dtype {brief(name)} is not allowed")
+        shape, offset, nbytes = d.get("shape"), d.get("offset"), d.get("nbytes")
         if not (
-            isinstance(shape, list)
+            type(shape) is list
             and len(shape) <= 64
-            and all(type(d) is int and d >= 0 for d in shape)
+            and all(type(n) is int and 0 <= n <= sys.maxsize for n in shape)
             and type(offset) is int
             and type(nbytes) is int
         ):
-            raise self.fail(where, "bad array shape, offset or length")
+            return _fail("bad array shape, offset or length")
         count = 1
-        for d in shape:
-            count *= d
+        for n in shape:
+            count *= n
         if nbytes != count * dtype.itemsize or offset < 0 or offset + nbytes > len(self.payload):
-            raise self.fail(where, "array bytes outside the payload or of the wrong length")
-        array = self.payload[offset : offset + nbytes].view(dtype).reshape(shape)
+            return _fail("array bytes outside the payload or of the wrong length")
+        if offset % ALIGN:
+            return _fail(f"array offset {offset} is not a multiple of {ALIGN}")
+        if nbytes:
+            if offset < self.end:
+                return _fail(
+                    "array bytes overlap those of an earlier array (each range of the "
+                    "payload holds one array, in increasing order)"
+                )
+            self.end = offset + nbytes
+        raw = self.payload[offset : offset + nbytes]
+        if dtype.kind == "b" and nbytes and raw.max() > 1:
+            return _fail("a bool array with bytes other than 0 and 1")
+        try:
+            array = raw.view(dtype).reshape(shape)
+        except (ValueError, OverflowError):  # an empty array of a shape NumPy refuses
+            return _fail(f"array shape {brief(shape)} is too big")
         if sys.byteorder != "little":
             array = array.astype(dtype.newbyteorder("="))
-        return array
+        return (array, 0)
+
+    def finish(self, manifest: Any) -> Any:
+        """The tree, from what ``json`` returned."""
+        if (
+            type(manifest) is not dict
+            or manifest.get("format") != "lec7rs.checkpoint"
+            or len(manifest) != 2
+            or "root" not in manifest
+        ):
+            raise ValueError(f"{self.path}: malformed manifest (not a lec7rs checkpoint)")
+        root = manifest["root"]
+        if type(root) is not tuple:
+            raise self.fail(_Bad("expected a tagged node"))
+        value, h = root
+        if value is _FAILED:
+            raise self.fail(h)
+        return value
+
+    def fail(self, bad: _Bad) -> ValueError:
+        at = _spell("checkpoint", reversed(bad.keys))
+        return ValueError(f"{self.path}: malformed manifest at {at}: {cap(bad.message, 120)}")
+
+
+def _fail(message: str, *keys: Any) -> tuple:
+    bad = _Bad(message)
+    bad.keys.extend(keys)
+    return (_FAILED, bad)
+
+
+def _entry_names(tag: str) -> str:
+    names = {"none": "t", "array": "t, dtype, shape, offset, nbytes", "scalar": "t, dtype, v"}
+    return names.get(tag, "t, v")
+
+
+def _dict(pairs: list) -> tuple:
+    out: dict = {}
+    height = 0
+    deepest = None
+    for pair in pairs:
+        if not (type(pair) is list and len(pair) == 2):
+            return _fail("expected [key, value] pairs")
+        key_node, item = pair
+        if type(key_node) is not tuple:
+            return _fail("dict keys must be str or int nodes")
+        key = key_node[0]
+        if key is _FAILED:
+            return key_node
+        if type(key) is not str and type(key) is not int:
+            return _fail("dict keys must be str or int nodes")
+        if type(item) is not tuple:
+            return _fail("expected a tagged node", key)
+        value, h = item
+        if value is _FAILED:
+            h.keys.append(key)
+            return item
+        if key in out:
+            return _fail(f"duplicate key {brief(key)}")
+        out[key] = value
+        if h > height:
+            height, deepest = h, key
+    if out:
+        height += 1
+        if height > MAX_DEPTH:  # the deepest entry is too deep: name it
+            return _fail(f"nested more than {MAX_DEPTH} levels deep", deepest)
+    return (out, height)
+
+
+def _scalar(name: Any, v: Any) -> tuple:
+    dtype = DTYPES.get(name) if type(name) is str else None
+    if dtype is None:
+        return _fail(f"scalar dtype {brief(name)} is not allowed")
+    if type(v) is not str or len(v) != 2 * dtype.itemsize:
+        return _fail(f"a {name} scalar needs {2 * dtype.itemsize} hex digits")
+    try:
+        raw = bytes.fromhex(v)
+    except ValueError:
+        raw = b""
+    if len(raw) != dtype.itemsize:
+        return _fail("bad scalar bytes")
+    if dtype.kind == "b" and raw[0] > 1:
+        return _fail("a bool scalar with a byte other than 0 and 1")
+    return (np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))[0], 0)
 
 
 class _TreeHash:
