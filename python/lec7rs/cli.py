@@ -1,13 +1,18 @@
 """The ``lec7rs`` command line: ``info``, ``demo`` and ``bench``.
 
 Bad command-line input gets one line on stderr (``lec7rs demo: error:
-...``) and exit code 2, never a traceback.
+...``) and exit code 2, never a traceback, and is found before any work
+starts: every number is checked against the range its user takes (thread
+counts as ``lec7rs.set_num_threads``, seeds as ``lec7rs.Generator``), and
+``--plot`` against the formats matplotlib can write.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import pathlib
 import platform
 import sys
@@ -16,6 +21,14 @@ import tempfile
 #: The demo's parts, for --parts (lec7rs.demo.PARTS has the same keys; not
 #: imported here so that ``lec7rs --help`` stays fast).
 PARTS = (1, 2, 3, 4, 5, 6)
+#: The thread counts ``lec7rs.set_num_threads`` takes: 1..=MAX_THREADS.
+MAX_THREADS = 1024
+#: ``lec7rs.Generator`` takes seeds below 2**64; the demo also seeds with
+#: ``seed + k`` for small ``k`` (one per repetition of a run), so it takes
+#: seeds up to this.
+MAX_SEED = 2**64 - 1 - 16
+#: Passes over the training set; more would run for days.
+MAX_EPOCHS = 100_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,22 +56,40 @@ def _parts(text: str) -> list:
     return sorted(parts)
 
 
-def _count(what: str, low: int):
+def _brief(text: str, limit: int = 40) -> str:
+    """``repr(text)``, cut to about ``limit`` characters, for a message."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _count(what: str, low: int, high: int | None = None, high_text: str | None = None):
+    """A parser of ints in ``low..=high``; ``high_text`` spells ``high``."""
+
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        body = text.strip()
+        digits = body[1:] if body.startswith(("+", "-")) else body
+        if not digits.isdigit() or not digits.isascii():
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {_brief(text)}")
+        if len(digits) > 40:  # beyond any bound; int() would refuse 4300 digits
+            bounds = f"{low}..{high_text or high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(
+                f"{what} must be {'in ' if high is not None else ''}{bounds}, got a "
+                f"{len(digits)}-digit number"
+            )
+        value = int(text)
         if value < low:
             raise argparse.ArgumentTypeError(f"{what} must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be in {low}..{high_text or high}, got {value}"
+            )
         return value
 
     return parse
 
 
 def _threads(text: str) -> list:
-    parse = _count("threads", 1)
-    return sorted({parse(t.strip()) for t in text.split(",")})
+    parse = _count("threads", 1, MAX_THREADS)
+    return sorted({parse(t) for t in text.split(",")})
 
 
 def _missing(module: str) -> bool:
@@ -77,6 +108,36 @@ def _probe_dir(path: pathlib.Path) -> str | None:
             pass
     except OSError as e:
         return f"cannot write to --out {str(path)!r}: {e.strerror or e}"
+    return None
+
+
+def _probe_plot_format(path: pathlib.Path) -> str | None:
+    """Why matplotlib cannot write ``path`` (its extension picks the format,
+    as in ``savefig``; none means png), or None: a tiny figure is saved in
+    that format, in memory, so that the benchmark does not run for a plot
+    that cannot be written."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ext = os.path.splitext(str(path))[1][1:].lower()
+    if not ext:
+        return None
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        return (
+            f"--plot {_brief(str(path))}: matplotlib cannot write {_brief(ext, 12)} files "
+            f"(it writes {', '.join(sorted(formats))})"
+        )
+    # As the plot is drawn (plot.draw): constrained layout, axes, text.
+    fig = Figure(figsize=(1, 1), dpi=10, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.add_subplot().set_title("lec7rs")
+    try:
+        fig.savefig(io.BytesIO(), format=ext)
+    except Exception as e:  # e.g. pgf without LaTeX
+        why = " ".join(str(e).split())[:150] or type(e).__name__
+        return f"--plot {_brief(str(path))}: matplotlib cannot write {ext} files here: {why}"
     return None
 
 
@@ -129,7 +190,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.plot is not None:
         if _missing("matplotlib"):
             return _fail(prog, "--plot needs matplotlib (pip install 'lec7rs[demo]')", 1)
-        problem = _probe_file(args.plot)
+        problem = _probe_plot_format(args.plot) or _probe_file(args.plot)
         if problem:
             return _fail(prog, problem)
     from lec7rs import bench
@@ -183,7 +244,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quick", action="store_true", help="short runs (8 epochs), for tests")
     demo.add_argument(
-        "--seed", type=_count("seed", 0), default=0, metavar="N", help="random seed (default 0)"
+        "--seed",
+        type=_count("seed", 0, MAX_SEED, "2**64-17"),
+        default=0,
+        metavar="N",
+        help="random seed, 0 to 2**64-17 (default 0)",
     )
     demo.add_argument(
         "--parts",
@@ -194,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--epochs",
-        type=_count("epochs", 1),
+        type=_count("epochs", 1, MAX_EPOCHS),
         default=None,
         metavar="N",
         help=(
@@ -224,7 +289,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_threads,
         default=None,
         metavar="1,2,...",
-        help="thread counts (default: 1, 2, 4, ... up to lec7rs's thread count)",
+        help=(
+            f"thread counts, 1 to {MAX_THREADS} (default: 1, 2, 4, ... up to lec7rs's thread count)"
+        ),
     )
     bench.set_defaults(run=_bench)
     return parser
