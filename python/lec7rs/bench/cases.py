@@ -221,6 +221,26 @@ CASES = {
         {"numpy": "lec7rs.reference.torch_rmsprop", "torch": "torch.optim.RMSprop"},
         _optimizer(optim.RMSprop, "RMSprop", ref.torch_rmsprop, {"lr": 1e-2}),
     ),
+    **{
+        name: Case(
+            name,
+            f"one {torch_name} step on a float32 vector",
+            "float32",
+            (10_000, 1_000_000, 10_000_000),
+            (100_000,),
+            {"numpy": f"lec7rs.reference.{rule.__name__}", "torch": f"torch.optim.{torch_name}"},
+            _optimizer(cls, torch_name, rule, hyper),
+        )
+        for name, cls, torch_name, rule, hyper in [
+            ("adamw", optim.AdamW, "AdamW", ref.torch_adamw, {"lr": 1e-3}),
+            ("nadam", optim.NAdam, "NAdam", ref.torch_nadam, {"lr": 2e-3}),
+            ("radam", optim.RAdam, "RAdam", ref.torch_radam, {"lr": 1e-3}),
+            ("adamax", optim.Adamax, "Adamax", ref.torch_adamax, {"lr": 2e-3}),
+            ("adadelta", optim.Adadelta, "Adadelta", ref.torch_adadelta, {"lr": 1.0}),
+            ("rprop", optim.Rprop, "Rprop", ref.torch_rprop, {"lr": 1e-2}),
+            ("asgd", optim.ASGD, "ASGD", ref.torch_asgd, {"lr": 1e-2}),
+        ]
+    },
     "lbfgs_two_loop": Case(
         "lbfgs_two_loop",
         "the L-BFGS two-loop recursion H v, m = 10 pairs, float64",
