@@ -189,7 +189,6 @@ def main() -> int:
         "<= 1.5x",
         t_fused <= 1.5 * t_plain,
     )
-    del p, g, g_copy, opt
 
     # -- linear time ------------------------------------------------------------
     for groups in (200, 2000):

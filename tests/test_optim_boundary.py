@@ -13,6 +13,7 @@ import pytest
 from cases import CASE_IDS, CASES
 from conftest import assert_unchanged, snapshot
 from lec7rs import _core, optim
+from lec7rs.optim import optimizer as optimizer_module
 
 
 def _run(cls, kw, grads_of, steps=6, seed=3):
@@ -78,7 +79,7 @@ def test_first_step_is_one_call_into_rust(cls, rule, kw, monkeypatch):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_core, "optimizer_step", counting)
+    monkeypatch.setattr(optimizer_module, "_step", counting)
     p = np.ones(8, np.float32)
     opt = cls([p], **kw)
     opt.step([np.full(8, 0.5, np.float32)])

@@ -19,6 +19,7 @@ __all__ = ["GradsT", "Optimizer", "ParamsT"]
 GradsT = Union[list, tuple, Mapping[Any, Optional[np.ndarray]]]
 
 _STATE_DICT_VERSION = 1
+_step = _core.optimizer_step
 # Step counts stay below this (int64; the step that would pass it raises).
 _MAX_STEP = 2**62
 
@@ -230,7 +231,7 @@ class Optimizer:
         if type(grads) is not list or len(grads) != len(self._params):
             grads = self._align(grads)
         with self._lock:
-            stepped = _core.optimizer_step(
+            stepped = _step(
                 self._rule,
                 self._params,
                 grads,
@@ -242,8 +243,10 @@ class Optimizer:
                 self.check_finite,
                 grad_scale,
             )
-            self.last_step_skipped = not stepped
-            if not stepped:
+            if stepped:
+                self.last_step_skipped = False
+            else:
+                self.last_step_skipped = True
                 self._skipped_steps += 1
 
     # -- state --------------------------------------------------------------------

@@ -565,7 +565,7 @@ fn run<R: Rule, T: Real + Element>(
         }
     }
     let grad_scale = call.grad_scale.map(T::from_f64);
-    let mut views: Vec<Tensor<'_, T, R::Hyper>> = tensors
+    let views: Vec<Tensor<'_, T, R::Hyper>> = tensors
         .iter_mut()
         .zip(&next)
         .map(|(t, &step)| Tensor {
@@ -586,18 +586,15 @@ fn run<R: Rule, T: Real + Element>(
         })
         .collect();
     let check_finite = call.check_finite;
-    let (stepped, views) = py.detach(move || {
-        if check_finite {
-            let grads: Vec<&[T]> = views.iter().map(|t| t.grad).collect();
-            match all_finite(&grads) {
-                Ok(true) => {}
-                Ok(false) => return (Ok(false), views),
-                Err(e) => return (Err(e), views),
-            }
-        }
-        let r = optim::step::<R, T>(&mut views).map(|()| true);
-        (r, views)
-    });
+    // As NumPy does, a small step (it runs inline, on this thread, in a few
+    // microseconds) keeps the GIL: releasing and taking it back would cost
+    // more than the step.
+    let total: usize = views.iter().map(|t| t.param.len()).sum();
+    let (stepped, views) = if total <= lec7rs_core::parallel::INLINE_MAX {
+        compute::<R, T>(check_finite, views)
+    } else {
+        py.detach(move || compute::<R, T>(check_finite, views))
+    };
     let new_scalars: Vec<[f64; MAX_SLOTS]> = views.iter().map(|t| t.scalars).collect();
     drop(views);
     if !stepped.context("")? {
@@ -622,4 +619,23 @@ fn run<R: Rule, T: Real + Element>(
         counts[i] = step as i64;
     }
     Ok(true)
+}
+
+/// The finite check (optional) and the step, on whichever thread runs it;
+/// gives the views back for their new scalar state.
+#[allow(clippy::type_complexity)]
+fn compute<'a, R: Rule, T: Real>(
+    check_finite: bool,
+    mut views: Vec<Tensor<'a, T, R::Hyper>>,
+) -> (lec7rs_core::Result<bool>, Vec<Tensor<'a, T, R::Hyper>>) {
+    if check_finite {
+        let grads: Vec<&[T]> = views.iter().map(|t| t.grad).collect();
+        match all_finite(&grads) {
+            Ok(true) => {}
+            Ok(false) => return (Ok(false), views),
+            Err(e) => return (Err(e), views),
+        }
+    }
+    let r = optim::step::<R, T>(&mut views).map(|()| true);
+    (r, views)
 }
