@@ -57,6 +57,7 @@ def run_pair(kw, steps=4, dtype=np.float64):
         dict(history_size=3, max_iter=7),
         dict(lr=0.5, line_search_fn="strong_wolfe", history_size=2, max_iter=30),
         dict(max_iter=5, max_eval=3),
+        dict(lr=1e-3, line_search_fn="strong_wolfe", max_iter=20, max_eval=6),
         dict(tolerance_grad=1e-3, tolerance_change=1e-4),
     ],
 )

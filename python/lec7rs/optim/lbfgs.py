@@ -10,9 +10,9 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from .. import _core
-from ..reference.lbfgs import torch_strong_wolfe
 from ._params import _is_int
-from .optimizer import Optimizer, ParamsT
+from ._strong_wolfe import torch_strong_wolfe
+from .optimizer import _MAX_STEP, Optimizer, ParamsT, _short
 
 _STATE_KEYS = (
     "func_evals",
@@ -53,13 +53,33 @@ class LBFGS(Optimizer):
         line_search_fn=None:          x = x + t d, then re-evaluate
         line_search_fn="strong_wolfe": t from PyTorch's strong Wolfe search
                                         (bracketing + zoom, cubic interpolation,
-                                        c1 = 1e-4, c2 = 0.9, at most 25 evaluations)
+                                        c1 = 1e-4, c2 = 0.9, max_ls = the
+                                        evaluations left in the step)
         stop if max|g| <= tolerance_grad, max|t d| <= tolerance_change,
              |loss - prev_loss| < tolerance_change, or a limit is reached
 
     All params must be of one dtype and in one group (as PyTorch). Returns
     the loss of the first evaluation, as PyTorch. Memory:
     ``2 * history_size`` vectors of the params' total size.
+
+    Evaluations: as recent PyTorch, the strong-Wolfe search is given
+    ``max_ls = max_eval - current_evals``; its first trial point is outside
+    that budget, so a step makes at most ``max_eval + 1`` calls of
+    ``closure`` (without a line search at most ``max(max_eval, 2)``: the
+    limit is checked after each iteration's evaluation).
+
+    History: never more than ``history_size`` pairs. A state dict holding
+    more pairs than its ``history_size`` keeps the newest ``history_size`` on
+    load (PyTorch would keep all and never drop one again), and lowering
+    ``param_groups[0]["history_size"]`` between steps drops the oldest pairs
+    at the next update.
+
+    A step is atomic: if ``closure`` raises (or a ``KeyboardInterrupt``
+    arrives), the params are restored to their values at the start of the
+    step, the state is unchanged, and the exception propagates. ``step``,
+    ``state_dict`` and ``load_state_dict`` hold the optimizer's lock (a
+    re-entrant one: a closure may call ``state_dict()``), so a snapshot taken
+    from another thread is never torn.
 
     With ``check_finite=True``, a step in which any loss or grad is NaN or
     inf is undone (params and state as before the step), sets
@@ -183,19 +203,26 @@ class LBFGS(Optimizer):
         """Runs one ``torch.optim.LBFGS.step``; returns the first loss."""
         if not callable(closure):
             raise TypeError(f"closure must be callable, got {type(closure).__name__}")
-        group = self.param_groups[0]
-        x_start = self._flat_params() if self.check_finite else None
-        self._orig_loss = None
-        try:
-            orig_loss, state = self._step(closure, group)
-        except _NotFinite as e:
-            self._set(x_start)
-            self.last_step_skipped = True
-            self._skipped_steps += 1
-            return e.args[0] if self._orig_loss is None else self._orig_loss
-        self._lbfgs = state
-        self.last_step_skipped = False
-        return orig_loss
+        with self._lock:
+            group = self.param_groups[0]
+            # The step works on a copy of the state (committed at the end) and
+            # moves the params in place: they are put back on any way out but
+            # the normal one.
+            x_start = self._flat_params()
+            self._orig_loss = None
+            try:
+                orig_loss, state = self._step(closure, group)
+            except _NotFinite as e:
+                self._set(x_start)
+                self.last_step_skipped = True
+                self._skipped_steps += 1
+                return e.args[0] if self._orig_loss is None else self._orig_loss
+            except BaseException:
+                self._set(x_start)
+                raise
+            self._lbfgs = state
+            self.last_step_skipped = False
+            return orig_loss
 
     def _evaluate(self, closure: Callable[[], tuple]) -> tuple:
         out = closure()
@@ -252,7 +279,9 @@ class LBFGS(Optimizer):
                 s = d * t
                 ys = float(y.dot(s))
                 if ys > 1e-10:
-                    if len(old_dirs) == history_size:
+                    # PyTorch pops one when full (``==``); ``>=`` also trims a
+                    # history longer than a lowered history_size.
+                    while len(old_dirs) >= history_size:
                         old_dirs.pop(0)
                         old_stps.pop(0)
                         ro.pop(0)
@@ -286,8 +315,9 @@ class LBFGS(Optimizer):
                         self._set(x)
                     return value, grad
 
+                # Recent PyTorch: the search gets the evaluations left.
                 loss, flat_grad, t, ls_func_evals = torch_strong_wolfe(
-                    obj_func, x_init, t, d, loss, flat_grad, gtd
+                    obj_func, x_init, t, d, loss, flat_grad, gtd, max_ls=max_eval - current_evals
                 )
                 self._add(t, d)
                 opt_cond = np.abs(flat_grad).max() <= tolerance_grad
@@ -328,27 +358,48 @@ class LBFGS(Optimizer):
     @property
     def state(self) -> dict:
         """``{0: {...}}`` once a step ran (the live state, PyTorch's keys)."""
-        return {0: self._lbfgs} if self._lbfgs else {}
+        with self._lock:
+            return {0: self._lbfgs} if self._lbfgs else {}
 
     def state_dict(self) -> dict:
         """A snapshot (copies): PyTorch's LBFGS state under ``state[0]``."""
-        out = super().state_dict()
-        if self._lbfgs:
-            out["state"] = {0: _copy_state(self._lbfgs)}
-        return out
+        with self._lock:
+            out = super().state_dict()
+            if self._lbfgs:
+                out["state"] = {0: _copy_state(self._lbfgs)}
+            return out
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restores a ``state_dict()``; checked first, nothing changes on error."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        saved = state_dict.get("state", {})
-        if not isinstance(saved, Mapping) or set(saved) - {0}:
-            raise ValueError("state_dict 'state' must be {} or {0: LBFGS state}")
-        lbfgs = self._check_state(saved[0]) if 0 in saved else {}
-        super().load_state_dict({**state_dict, "state": {}})
-        self._lbfgs = lbfgs
+        """Restores a ``state_dict()``; checked first, nothing changes on
+        error. A history longer than the dict's ``history_size`` keeps its
+        newest ``history_size`` pairs; ``n_iter`` and ``func_evals`` must be
+        ints in ``[0, 2**62]``."""
+        with self._lock:
+            self._stage_load_state_dict(state_dict)()
 
-    def _check_state(self, entry: Any) -> dict:
+    def _stage_load_state_dict(self, state_dict: Mapping[str, Any]) -> Callable[[], None]:
+        """Checks ``state_dict`` and builds the new state without changing the
+        optimizer; returns the commit (``lec7rs.checkpoint`` loads in two
+        phases through this)."""
+        with self._lock:
+            if not isinstance(state_dict, Mapping):
+                raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+            saved = state_dict.get("state", {})
+            if not isinstance(saved, Mapping) or set(saved) - {0}:
+                raise ValueError("state_dict 'state' must be {} or {0: LBFGS state}")
+            # The groups first: history_size below is then a checked int >= 1.
+            commit_groups = self._stage({**state_dict, "state": {}})
+            history_size = state_dict["param_groups"][0]["history_size"]
+            lbfgs = self._check_state(saved[0], history_size) if 0 in saved else {}
+
+            def commit() -> None:
+                with self._lock:
+                    commit_groups()
+                    self._lbfgs = lbfgs
+
+            return commit
+
+    def _check_state(self, entry: Any, history_size: int) -> dict:
         where = "state_dict state[0]"
         if not isinstance(entry, Mapping):
             raise ValueError(f"{where}: expected a dict")
@@ -357,7 +408,7 @@ class LBFGS(Optimizer):
             raise ValueError(f"{where}: unknown state {sorted(map(str, unknown))}")
         dtype = self._params[0].dtype
 
-        def vector(key: str, value: Any) -> np.ndarray:
+        def vector(key: str, value: Any, copy: bool = True) -> np.ndarray:
             if (
                 not isinstance(value, np.ndarray)
                 or value.shape != (self._numel,)
@@ -366,23 +417,37 @@ class LBFGS(Optimizer):
                 raise ValueError(
                     f"{where}[{key!r}]: expected a {dtype} array of shape ({self._numel},)"
                 )
-            return value.copy()
+            return value.copy() if copy else value
 
         out: dict = {}
         for key in ("func_evals", "n_iter"):
             value = entry.get(key, 0)
-            if not _is_int(value) or value < 0:
-                raise ValueError(f"{where}[{key!r}]: expected an int >= 0, got {value!r}")
+            if not _is_int(value) or not 0 <= value <= _MAX_STEP:
+                raise ValueError(
+                    f"{where}[{key!r}]: expected an int in [0, 2**62], got {_short(value)}"
+                )
             out[key] = int(value)
         for key in ("d", "prev_flat_grad"):
             if entry.get(key) is not None:
                 out[key] = vector(key, entry[key])
-        dirs, stps, ro = (list(entry.get(k) or []) for k in ("old_dirs", "old_stps", "ro"))
+        pairs = []
+        for key in ("old_dirs", "old_stps", "ro"):
+            value = entry.get(key)
+            if value is None:
+                value = []
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{where}[{key!r}]: expected a list, got {type(value).__name__}")
+            pairs.append(list(value))
+        dirs, stps, ro = pairs
         if not len(dirs) == len(stps) == len(ro):
             raise ValueError(f"{where}: old_dirs, old_stps and ro differ in length")
-        out["old_dirs"] = [vector("old_dirs", v) for v in dirs]
-        out["old_stps"] = [vector("old_stps", v) for v in stps]
-        out["ro"] = [_number(where, "ro", r) for r in ro]
+        # Every pair is checked; only the newest history_size are kept (the
+        # ones PyTorch's pop-the-oldest would have kept), so the history
+        # never exceeds history_size.
+        drop = max(len(dirs) - int(history_size), 0)
+        out["old_dirs"] = [vector("old_dirs", v, i >= drop) for i, v in enumerate(dirs)][drop:]
+        out["old_stps"] = [vector("old_stps", v, i >= drop) for i, v in enumerate(stps)][drop:]
+        out["ro"] = [_number(where, "ro", r) for r in ro][drop:]
         for key in ("t", "H_diag", "prev_loss"):
             if entry.get(key) is not None:
                 out[key] = _number(where, key, entry[key])
@@ -390,13 +455,17 @@ class LBFGS(Optimizer):
 
 
 def _number(where: str, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{where}[{key!r}]: expected a number, got {value!r}")
+    """A real number of the state as a float (NaN and inf allowed: PyTorch
+    keeps them); an int must be in ``[-2**62, 2**62]``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{where}[{key!r}]: expected a number, got {_short(value)}")
+    if isinstance(value, numbers.Integral) and not -_MAX_STEP <= int(value) <= _MAX_STEP:
+        raise ValueError(f"{where}[{key!r}]: int out of [-2**62, 2**62], got {_short(value)}")
     return float(value)
 
 
 def _copy_state(state: dict) -> dict:
-    out = {}
+    out: dict = {}
     for key, value in state.items():
         if isinstance(value, np.ndarray):
             out[key] = value.copy()
