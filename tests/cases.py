@@ -65,6 +65,8 @@ CASES = [
     (optim.ASGD, ref.torch_asgd, dict()),
     (optim.ASGD, ref.torch_asgd, dict(lr=0.05, lambd=0.01, alpha=0.5, t0=5, weight_decay=0.1)),
     (optim.ASGD, ref.torch_asgd, dict(t0=0, maximize=True)),
+    (optim.Lion, ref.lion, dict()),
+    (optim.Lion, ref.lion, dict(lr=1e-3, betas=(0.5, 0.7), weight_decay=0.1, maximize=True)),
 ]
 
 CASE_IDS = [

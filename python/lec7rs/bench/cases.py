@@ -73,7 +73,10 @@ def _vectors(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     return p, g
 
 
-def _optimizer(lec7rs_cls, torch_name: str, ref_rule, hyper: dict) -> Setup:
+def _optimizer(lec7rs_cls, torch_name: str | None, ref_rule, hyper: dict) -> Setup:
+    """An optimizer's step against its NumPy reference and, if ``torch_name``
+    names one, ``torch.optim``'s."""
+
     def setup(n: int) -> dict:
         p, g = _vectors(n, np.float32)
         opt = lec7rs_cls([p], **hyper)
@@ -84,7 +87,7 @@ def _optimizer(lec7rs_cls, torch_name: str, ref_rule, hyper: dict) -> Setup:
             state["p"], state["s"] = ref_rule(state["p"], g, state["s"], **hyper)
 
         impl["numpy"] = numpy_step
-        torch = optional("torch")
+        torch = optional("torch") if torch_name else None
         if torch is not None:
 
             def build() -> Callable:
@@ -224,11 +227,14 @@ CASES = {
     **{
         name: Case(
             name,
-            f"one {torch_name} step on a float32 vector",
+            f"one {cls.__name__} step on a float32 vector",
             "float32",
             (10_000, 1_000_000, 10_000_000),
             (100_000,),
-            {"numpy": f"lec7rs.reference.{rule.__name__}", "torch": f"torch.optim.{torch_name}"},
+            {
+                "numpy": f"lec7rs.reference.{rule.__name__}",
+                **({"torch": f"torch.optim.{torch_name}"} if torch_name else {}),
+            },
             _optimizer(cls, torch_name, rule, hyper),
         )
         for name, cls, torch_name, rule, hyper in [
@@ -239,6 +245,7 @@ CASES = {
             ("adadelta", optim.Adadelta, "Adadelta", ref.torch_adadelta, {"lr": 1.0}),
             ("rprop", optim.Rprop, "Rprop", ref.torch_rprop, {"lr": 1e-2}),
             ("asgd", optim.ASGD, "ASGD", ref.torch_asgd, {"lr": 1e-2}),
+            ("lion", optim.Lion, None, ref.lion, {"lr": 1e-4}),
         ]
     },
     "lbfgs_two_loop": Case(

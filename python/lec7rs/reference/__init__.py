@@ -20,6 +20,7 @@ from .optim import (
     torch_rmsprop,
     torch_sgd,
 )
+from .optim_beyond import lion
 from .optim_torch2 import (
     torch_adadelta,
     torch_adafactor,
@@ -52,6 +53,7 @@ __all__ = [
     "fractional_max_pool2d",
     "fractional_max_pool2d_backward",
     "lbfgs_two_loop",
+    "lion",
     "nesterov_momentum",
     "philox4x32_10",
     "polyak_update",

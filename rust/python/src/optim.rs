@@ -2,9 +2,7 @@
 //! (the step protocol, reading hyperparameters by name, the state) is
 //! generic, in `step.rs`; each rule is described once, in the core.
 
-use lec7rs_core::optim::{
-    Adadelta, Adagrad, Adam, Adamax, Asgd, Hyperparameters, Nadam, Radam, Rmsprop, Rprop, Rule, Sgd,
-};
+use lec7rs_core::optim::{self, Hyperparameters, Rule};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -16,16 +14,17 @@ use crate::step::{self, Call};
 macro_rules! with_rule {
     ($name:expr, $R:ident => $body:expr) => {
         dispatch!($name, $R => $body;
-            Sgd,
-            Adagrad,
-            Rmsprop,
-            Adam,
-            Nadam,
-            Radam,
-            Adamax,
-            Adadelta,
-            Rprop,
-            Asgd,
+            optim::Sgd,
+            optim::Adagrad,
+            optim::Rmsprop,
+            optim::Adam,
+            optim::Nadam,
+            optim::Radam,
+            optim::Adamax,
+            optim::Adadelta,
+            optim::Rprop,
+            optim::Asgd,
+            optim::Lion,
         )
     };
 }
