@@ -1,11 +1,16 @@
 //! The one place where errors become Python exceptions: `ValueError` for
 //! values, shapes, layout and aliasing; `TypeError` for types and dtypes;
 //! `MemoryError` for a buffer that cannot be allocated (a dense BFGS matrix
-//! for a huge n); `RuntimeError` for an internal protocol error (a bug).
+//! for a huge n, a copy of a strided input, a filter table); `KeyboardInterrupt`
+//! for a call stopped by Ctrl-C (normally the signal handler's own exception
+//! is raised instead, see `interrupt.rs`); `RuntimeError` for an internal
+//! protocol error (a bug).
 
 use lec7rs_core::Error;
 use numpy::BorrowError;
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::PyErr;
 
 /// A core error, with the argument it concerns in front.
@@ -26,6 +31,7 @@ pub fn core(context: &str, err: Error) -> PyErr {
         | Error::Shape(_) => PyValueError::new_err(msg),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
         Error::Protocol(_) => PyRuntimeError::new_err(msg),
+        Error::Cancelled => PyKeyboardInterrupt::new_err(msg),
     }
 }
 
