@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MAX_SPAWN",
     "PhiloxStream",
     "__version__",
     "_buffer_cache",
@@ -52,6 +53,9 @@ def simd_levels() -> list[str]: ...
 def set_simd_level(name: str) -> None: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
+
+MAX_SPAWN: int
+
 def env_warnings() -> list[str]: ...
 
 # lec7rs.optim: the generic step of every first-order rule (see

@@ -21,7 +21,9 @@ itself when the shapes agree) and returns it. With
 with each image's draw (to apply the same transform to masks or boxes).
 Inputs may have any strides (read correctly, copied once if needed).
 Every argument is checked before anything is drawn or written: a call
-that raises consumes no random numbers and changes no array.
+that raises consumes no random numbers and changes no array. A long call
+stopped by Ctrl-C raises ``KeyboardInterrupt`` within about 0.1 s and
+leaves the generator as it was, but ``out=`` may be partly written.
 
 Where results differ from torchvision: ``uint8`` results are rounded to
 nearest (ties to even) and saturated, never truncated (torchvision
@@ -39,7 +41,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
-from .random import Generator, _is_int, stream_of
+from .random import _MAX_SIZE, Generator, _is_int, stream_of
 
 _LAYOUTS = ("NHWC", "NCHW")
 _AXES = ("horizontal", "vertical")
@@ -70,8 +72,8 @@ def _size(size: Any) -> tuple[int, int]:
         raise TypeError(f"size must be an int or a pair of ints (height, width), got {size!r}")
     if not all(_is_int(v) for v in pair):
         raise TypeError(f"size must be an int or a pair of ints (height, width), got {size!r}")
-    if any(v < 1 for v in pair):
-        raise ValueError(f"size must be positive, got {size!r}")
+    if any(not 1 <= v <= _MAX_SIZE for v in pair):
+        raise ValueError(f"size must be positive (and below 2**63), got {size!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -92,8 +94,8 @@ def _padding(padding: Any) -> list[int]:
         )
     if not all(_is_int(v) for v in pads):
         raise TypeError(f"padding must hold ints, got {padding!r}")
-    if any(v < 0 for v in pads):
-        raise ValueError(f"padding must be non-negative, got {padding!r}")
+    if any(not 0 <= v <= _MAX_SIZE for v in pads):
+        raise ValueError(f"padding must be non-negative (and below 2**63), got {padding!r}")
     return [int(v) for v in pads]
 
 

@@ -24,6 +24,10 @@ _STATE_KEYS = ("algorithm", "version", "key", "counter", "spawned")
 _U32 = 1 << 32
 _U64 = 1 << 64
 _U128 = 1 << 128
+# The largest size or count any argument may have (sizes are 64-bit in
+# Rust): larger ints are a ValueError naming the argument, not pyo3's
+# OverflowError.
+_MAX_SIZE = (1 << 63) - 1
 
 
 def _is_int(v: Any) -> bool:
@@ -97,12 +101,13 @@ class Generator:
         has spawned (so each call gives new children), and its counter starts
         at 0. Spawning does not move this generator's stream. Keys have 64
         bits: among ``m`` streams two share a key with probability about
-        ``m**2 / 2**65``.
+        ``m**2 / 2**65``. At most ``2**20`` children per call (a
+        ``ValueError`` beyond; ``MemoryError`` if even they do not fit).
         """
         if not _is_int(n):
             raise TypeError(f"n must be an int, got {type(n).__name__}")
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        if not 0 <= n <= _core.MAX_SPAWN:
+            raise ValueError(f"n must be in [0, 2**20], got {n}")
         keys = self._stream.spawn_keys(int(n))
         return [Generator._from_state(k0, k1, 0, 0) for k0, k1 in keys]
 
@@ -151,6 +156,8 @@ def _shape(shape: Any, name: str) -> tuple[int, ...]:
         raise TypeError(f"{name} must be an int or a tuple of ints, got {shape!r}")
     if any(d < 0 for d in dims):
         raise ValueError(f"{name} must not have negative sizes, got {shape!r}")
+    if any(d > _MAX_SIZE for d in dims):
+        raise ValueError(f"{name}: sizes must be below 2**63, got {shape!r}")
     return tuple(int(d) for d in dims)
 
 

@@ -20,6 +20,11 @@ Arrays are float32 or float64 (a ``TypeError`` names any other); inputs may
 have any strides; ``out=`` must be C-contiguous and writeable. Every check
 runs before anything is drawn or written: a call that raises has consumed no
 random numbers and changed no array.
+
+Long calls can be interrupted: Ctrl-C (SIGINT) stops a call within about
+0.1 s with ``KeyboardInterrupt``; the generator is left as it was and new
+arrays are discarded, but an ``out=`` array (or ``x`` itself, in place) may
+be partly written.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .random import Generator, _is_int, stream_of
+from .random import _MAX_SIZE, Generator, _is_int, stream_of
 
 _MODES = ("row", "batch")
 
@@ -162,8 +167,8 @@ def _pair(v: Any, name: str) -> tuple[int, int]:
     pair = (v, v) if _is_int(v) else v
     if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(_is_int(a) for a in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
-    if any(a < 1 for a in pair):
-        raise ValueError(f"{name} must be positive, got {v!r}")
+    if any(not 1 <= a <= _MAX_SIZE for a in pair):
+        raise ValueError(f"{name} must be positive (and below 2**63), got {v!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -231,6 +236,8 @@ def fractional_max_pool2d_backward(
         raise TypeError(f"input_shape must be a tuple of ints, got {input_shape!r}")
     if any(d < 0 for d in input_shape):
         raise ValueError(f"input_shape must not have negative sizes, got {input_shape!r}")
+    if any(d > _MAX_SIZE for d in input_shape):
+        raise ValueError(f"input_shape: sizes must be below 2**63, got {input_shape!r}")
     return _core.fractional_max_pool2d_backward(dout, argmax, [int(d) for d in input_shape])
 
 

@@ -14,6 +14,10 @@ from .._params import FlatParams
 from ..optim._params import ParamsT, _is_int
 from ._state import STATE_DICT_VERSION, check_arrays, check_header, check_names
 
+# The most updates counted: PyTorch's int64 ``n_averaged``. Far beyond any
+# run, and the bound that keeps the count a 64-bit integer in Rust.
+MAX_UPDATES = (1 << 63) - 1
+
 
 class PolyakAverage:
     r"""Keeps an average of the params over training, for use at test time.
@@ -75,10 +79,13 @@ class PolyakAverage:
         """Folds the current params into the averages (one call into Rust)."""
         if self._applied:
             raise RuntimeError("update() inside applied(): the params hold the averages there")
+        n = self.n_averaged
+        if not _is_int(n) or not 0 <= n < MAX_UPDATES:
+            raise ValueError(f"n_averaged must be an int in [0, 2**63 - 1) to update, got {n!r}")
         _core.average_update(
-            self._averages, self._params.arrays, self.n_averaged, self.decay, self._params.labels
+            self._averages, self._params.arrays, int(n), self.decay, self._params.labels
         )
-        self.n_averaged += 1
+        self.n_averaged = int(n) + 1
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
@@ -126,8 +133,10 @@ class PolyakAverage:
         except TypeError as e:
             raise ValueError(f"state_dict['decay']: {e}") from None
         n = d["n_averaged"]
-        if not _is_int(n) or n < 0:
-            raise ValueError(f"state_dict['n_averaged']: expected an int >= 0, got {n!r}")
+        if not _is_int(n) or not 0 <= n <= MAX_UPDATES:
+            raise ValueError(
+                f"state_dict['n_averaged']: expected an int in [0, 2**63 - 1], got {n!r}"
+            )
         check_names(d["param_names"], self._params.keys)
         averages = check_arrays(
             d["averages"], "state_dict['averages']", self._params.keys, self._params.arrays

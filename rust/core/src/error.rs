@@ -4,7 +4,8 @@
 use std::fmt;
 
 /// Everything a core entry point can reject. Every check runs before the first
-/// write, so an `Err` means nothing was changed.
+/// write, so an `Err` means nothing was changed (except [`Error::Cancelled`],
+/// which stops a call part way).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
     /// A hyperparameter outside its valid range, e.g. `betas[0] = 1.5`.
@@ -42,6 +43,9 @@ pub enum Error {
     /// Array shapes or sizes that do not fit together, e.g. a pooling output
     /// larger than its input; the message names the argument.
     Shape(String),
+    /// The call was cancelled through its [`crate::cancel`] flag (Ctrl-C
+    /// in Python) before it finished: outputs may be partly written.
+    Cancelled,
 }
 
 impl fmt::Display for Error {
@@ -68,6 +72,7 @@ impl fmt::Display for Error {
             Error::Random(msg) => write!(f, "{msg}"),
             Error::Shape(msg) => write!(f, "{msg}"),
             Error::Type(msg) => write!(f, "{msg}"),
+            Error::Cancelled => write!(f, "cancelled"),
         }
     }
 }

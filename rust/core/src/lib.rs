@@ -6,9 +6,11 @@
 //! chunks (see [`parallel`]), so results do not depend on the thread count
 //! or the SIMD level.
 
+pub mod alloc;
 pub mod augment;
 pub mod averaging;
 pub mod buffers;
+pub mod cancel;
 pub mod error;
 pub mod optim;
 pub mod optimize;

@@ -9,13 +9,25 @@
 //! resize it, and it is rebuilt in a child process after `fork`: the child
 //! inherits the pool's memory but none of its threads, so using the parent's
 //! pool would hang forever (multiprocessing and data-loader workers fork).
+//! For the same reason the slot that holds the pool is guarded by a lock
+//! that knows the fork generation of its holder (see [`lock_pool`]): a child
+//! forked while another thread of the parent held it (rebuilding the pool
+//! after `set_num_threads`, say) takes it over instead of waiting forever
+//! for a thread that does not exist in the child.
+//!
+//! Every driver checks the call's cancellation flag ([`crate::cancel`])
+//! before each piece of work and returns [`Error::Cancelled`] once it is
+//! raised; under a flag, a one-thread job is cut into the same pieces and
+//! run in order, so that it, too, can stop between them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+use crate::cancel::Handoff;
 use crate::error::{Error, Result};
 
 /// Elements per parallel task.
@@ -39,7 +51,77 @@ struct PoolEntry {
     generation: usize,
 }
 
-static POOL: Mutex<Option<PoolEntry>> = Mutex::new(None);
+/// The pool slot and its lock: `state` is [`FREE`] or the tag
+/// ([`held_by`]) of the fork generation of the thread that holds it.
+struct PoolSlot {
+    state: AtomicUsize,
+    entry: UnsafeCell<Option<PoolEntry>>,
+}
+
+// SAFETY: `entry` is only accessed through a `PoolGuard`, which exists
+// while `state` marks the slot held by the current thread.
+unsafe impl Sync for PoolSlot {}
+
+static POOL: PoolSlot = PoolSlot {
+    state: AtomicUsize::new(FREE),
+    entry: UnsafeCell::new(None),
+};
+
+const FREE: usize = 0;
+
+/// The lock state of a holder of fork generation `generation` (never
+/// [`FREE`]).
+fn held_by(generation: usize) -> usize {
+    (generation << 1) | 1
+}
+
+/// Exclusive access to the pool slot; unlocks on drop.
+struct PoolGuard;
+
+impl PoolGuard {
+    fn entry(&mut self) -> &mut Option<PoolEntry> {
+        // SAFETY: the guard holds the lock (see `PoolSlot`).
+        unsafe { &mut *POOL.entry.get() }
+    }
+}
+
+impl Drop for PoolGuard {
+    fn drop(&mut self) {
+        POOL.state.store(FREE, Ordering::Release);
+    }
+}
+
+/// Locks the pool slot. A holder of an earlier fork generation is a thread
+/// of a parent process, absent here, that was inside the lock when this
+/// process was forked: the lock is taken over from it, and what it may have
+/// been writing is forgotten (leaked, never dropped: dropping the parent's
+/// pool would wait for its threads). A holder of this generation is a live
+/// thread, whose short critical section (a few pointer moves) we wait out.
+fn lock_pool() -> PoolGuard {
+    loop {
+        let mine = held_by(FORK_GENERATION.load(Ordering::Acquire));
+        match POOL
+            .state
+            .compare_exchange_weak(FREE, mine, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => return PoolGuard,
+            Err(held) if held != FREE && held != mine => {
+                if POOL
+                    .state
+                    .compare_exchange(held, mine, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // SAFETY: the lock is ours now; the entry may be torn
+                    // by the vanished holder, so it is overwritten without
+                    // being read or dropped.
+                    unsafe { std::ptr::write(POOL.entry.get(), None) };
+                    return PoolGuard;
+                }
+            }
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+}
 
 /// The thread count named by `LEC7RS_NUM_THREADS`, if set. A value that is
 /// not a positive integer is an error, which the caller reports.
@@ -89,18 +171,29 @@ pub fn set_num_threads(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Registers the fork handler that tells a child to build its own pool.
+/// Runs on first use of the pool; call it early (the binding does at
+/// import, with one thread running) so that no fork can come between the
+/// first pool and the handler.
+pub fn init() {
+    register_fork_handler();
+}
+
 #[cfg(unix)]
 fn register_fork_handler() {
-    static ONCE: Once = Once::new();
+    // Not a `Once`: a child forked while another thread was inside
+    // `call_once` would wait on it forever.
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
     extern "C" fn in_child() {
-        FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+        FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
     }
-    ONCE.call_once(|| {
-        // SAFETY: registers a handler that only touches an atomic.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(in_child));
-        }
-    });
+    if REGISTERED.load(Ordering::Acquire) || REGISTERED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: registers a handler that only touches an atomic.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(in_child));
+    }
 }
 
 #[cfg(not(unix))]
@@ -108,32 +201,43 @@ fn register_fork_handler() {}
 
 fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
     register_fork_handler();
-    let generation = FORK_GENERATION.load(Ordering::Relaxed);
-    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(entry) = slot.as_ref() {
+    let generation = FORK_GENERATION.load(Ordering::Acquire);
+    if let Some(entry) = lock_pool().entry() {
         if entry.generation == generation && entry.threads == threads {
             return Ok(entry.pool.clone());
         }
     }
-    if let Some(stale) = slot.take() {
+    // Built outside the lock: starting threads takes a while, and a fork
+    // meanwhile must find the lock free.
+    let built = ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("lec7rs-{i}"))
+        .build()
+        .map_err(|e| Error::Threads(format!("cannot start {threads} threads: {e}")))?;
+    let built = Arc::new(built);
+    let replaced = {
+        let mut guard = lock_pool();
+        let slot = guard.entry();
+        if let Some(entry) = slot.as_ref() {
+            if entry.generation == generation && entry.threads == threads {
+                // Another thread built one meanwhile: use theirs.
+                return Ok(entry.pool.clone());
+            }
+        }
+        slot.replace(PoolEntry {
+            pool: built.clone(),
+            threads,
+            generation,
+        })
+    };
+    if let Some(stale) = replaced {
         if stale.generation != generation {
             // Inherited across fork: its threads do not exist here, and
             // dropping it would wait on them. Leak it.
             std::mem::forget(stale);
         }
     }
-    let pool = ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("lec7rs-{i}"))
-        .build()
-        .map_err(|e| Error::Threads(format!("cannot start {threads} threads: {e}")))?;
-    let pool = Arc::new(pool);
-    *slot = Some(PoolEntry {
-        pool: pool.clone(),
-        threads,
-        generation,
-    });
-    Ok(pool)
+    Ok(built)
 }
 
 /// A unit of work that can be cut at an element index: one tensor's slices
@@ -167,9 +271,9 @@ pub fn split_ref<T>(s: &[T], mid: usize) -> (&[T], &[T]) {
     }
 }
 
-fn into_chunks<W: Split>(items: Vec<W>) -> Vec<W> {
+fn into_chunks<W: Split>(items: Vec<W>) -> Result<Vec<W>> {
     let total: usize = items.iter().map(Split::len).sum();
-    let mut chunks = Vec::with_capacity(total / CHUNK + items.len());
+    let mut chunks = crate::alloc::with_capacity(total / CHUNK + items.len(), "parallel chunks")?;
     for mut item in items {
         while item.len() > CHUNK {
             let (head, tail) = item.split_at(CHUNK);
@@ -178,12 +282,13 @@ fn into_chunks<W: Split>(items: Vec<W>) -> Vec<W> {
         }
         chunks.push(item);
     }
-    chunks
+    Ok(chunks)
 }
 
 /// Runs `f` over every item, as one parallel job over fixed-size chunks of
 /// all items together (not one item after another). Small jobs and a
-/// one-thread setting run inline, on whole items. `f` must be element-wise:
+/// one-thread setting run inline, on whole items (under a cancellation
+/// flag, a one-thread job runs chunk by chunk). `f` must be element-wise:
 /// its result may not depend on where the items are cut.
 pub fn for_each_chunk<W, F>(items: Vec<W>, f: F) -> Result<()>
 where
@@ -192,13 +297,27 @@ where
 {
     let total: usize = items.iter().map(Split::len).sum();
     let threads = num_threads();
-    if threads <= 1 || total <= INLINE_MAX {
+    let cancel = Handoff::current();
+    if total <= INLINE_MAX || (threads <= 1 && !cancel.is_active()) {
         items.into_iter().for_each(f);
         return Ok(());
     }
-    let chunks = into_chunks(items);
-    pool(threads)?.install(|| chunks.into_par_iter().for_each(f));
-    Ok(())
+    let chunks = into_chunks(items)?;
+    if threads <= 1 {
+        for chunk in chunks {
+            cancel.check()?;
+            f(chunk);
+        }
+        return Ok(());
+    }
+    pool(threads)?.install(|| {
+        chunks.into_par_iter().for_each(|chunk| {
+            if !cancel.requested() {
+                cancel.run(|| f(chunk));
+            }
+        })
+    });
+    cancel.check()
 }
 
 /// Maps `f` over fixed chunks of all items and returns the results in chunk
@@ -211,12 +330,38 @@ where
     F: Fn(W) -> R + Sync + Send,
 {
     let total: usize = items.iter().map(Split::len).sum();
-    let chunks = into_chunks(items);
+    let chunks = into_chunks(items)?;
     let threads = num_threads();
-    if threads <= 1 || total <= INLINE_MAX {
-        return Ok(chunks.into_iter().map(f).collect());
+    let cancel = Handoff::current();
+    if total <= INLINE_MAX {
+        return crate::alloc::collect(chunks.into_iter().map(f), "parallel results");
     }
-    Ok(pool(threads)?.install(|| chunks.into_par_iter().map(f).collect()))
+    if threads <= 1 {
+        let mut out = crate::alloc::with_capacity(chunks.len(), "parallel results")?;
+        for chunk in chunks {
+            cancel.check()?;
+            out.push(f(chunk));
+        }
+        return Ok(out);
+    }
+    let mut out = crate::alloc::with_capacity(chunks.len(), "parallel results")?;
+    pool(threads)?.install(|| {
+        chunks
+            .into_par_iter()
+            .map(|chunk| (!cancel.requested()).then(|| cancel.run(|| f(chunk))))
+            .collect_into_vec(&mut out)
+    });
+    unwrap_all(out)
+}
+
+/// The results of a job whose skipped pieces (`None`) mean it was
+/// cancelled.
+fn unwrap_all<R>(parts: Vec<Option<R>>) -> Result<Vec<R>> {
+    let mut out = crate::alloc::with_capacity(parts.len(), "parallel results")?;
+    for part in parts {
+        out.push(part.ok_or(Error::Cancelled)?);
+    }
+    Ok(out)
 }
 
 /// Runs `f(i, row)` over the rows of a row-major matrix (`row_len`
@@ -233,19 +378,24 @@ where
         return Ok(Vec::new());
     }
     let threads = num_threads();
+    let cancel = Handoff::current();
+    let rows = data.len().div_ceil(row_len);
     if threads <= 1 || data.len() <= INLINE_MAX {
-        return Ok(data
-            .chunks_mut(row_len)
-            .enumerate()
-            .map(|(i, r)| f(i, r))
-            .collect());
+        let mut out = crate::alloc::with_capacity(rows, "parallel results")?;
+        for (i, r) in data.chunks_mut(row_len).enumerate() {
+            cancel.check()?;
+            out.push(f(i, r));
+        }
+        return Ok(out);
     }
-    Ok(pool(threads)?.install(|| {
+    let mut out = crate::alloc::with_capacity(rows, "parallel results")?;
+    pool(threads)?.install(|| {
         data.par_chunks_mut(row_len)
             .enumerate()
-            .map(|(i, r)| f(i, r))
-            .collect()
-    }))
+            .map(|(i, r)| (!cancel.requested()).then(|| cancel.run(|| f(i, r))))
+            .collect_into_vec(&mut out)
+    });
+    unwrap_all(out)
 }
 
 /// Like [`for_each_chunk`] for work made of indivisible tasks of
@@ -258,14 +408,28 @@ where
     W: Split,
     F: Fn(W) + Sync + Send,
 {
+    try_for_each_task(work, task_len, |w| {
+        f(w);
+        Ok(())
+    })
+}
+
+/// [`for_each_task`] for an `f` that can fail (a table it allocates, a
+/// cancellation it notices): the error of the first failing piece, in
+/// order, is returned; the other pieces still run.
+pub fn try_for_each_task<W, F>(work: W, task_len: usize, f: F) -> Result<()>
+where
+    W: Split,
+    F: Fn(W) -> Result<()> + Sync + Send,
+{
     let total = work.len().saturating_mul(task_len);
     let threads = num_threads();
-    if threads <= 1 || total <= INLINE_MAX {
-        f(work);
-        return Ok(());
+    let cancel = Handoff::current();
+    if total <= INLINE_MAX || (threads <= 1 && !cancel.is_active()) {
+        return f(work);
     }
     let per = (CHUNK / task_len.max(1)).max(1);
-    let mut pieces = Vec::with_capacity(work.len() / per + 1);
+    let mut pieces = crate::alloc::with_capacity(work.len() / per + 1, "parallel pieces")?;
     let mut rest = work;
     while rest.len() > per {
         let (head, tail) = rest.split_at(per);
@@ -273,8 +437,24 @@ where
         rest = tail;
     }
     pieces.push(rest);
-    pool(threads)?.install(|| pieces.into_par_iter().for_each(f));
-    Ok(())
+    if threads <= 1 {
+        for piece in pieces {
+            cancel.check()?;
+            f(piece)?;
+        }
+        return Ok(());
+    }
+    let mut results = crate::alloc::with_capacity(pieces.len(), "parallel results")?;
+    pool(threads)?.install(|| {
+        pieces
+            .into_par_iter()
+            .map(|piece| {
+                cancel.check()?;
+                cancel.run(|| f(piece))
+            })
+            .collect_into_vec(&mut results)
+    });
+    results.into_iter().collect()
 }
 
 /// A source and a destination of one length, cut together.
@@ -313,6 +493,7 @@ pub fn copy<T: Copy + Send + Sync>(src: &[T], dst: &mut [T]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     struct Range(std::ops::Range<usize>);
 
@@ -343,14 +524,18 @@ mod tests {
     #[test]
     fn chunks_are_fixed_and_cover_everything() {
         let items = vec![Range(0..3 * CHUNK + 5), Range(0..0), Range(0..7)];
-        let sizes: Vec<usize> = into_chunks(items).iter().map(Split::len).collect();
+        let sizes: Vec<usize> = into_chunks(items).unwrap().iter().map(Split::len).collect();
         assert_eq!(sizes, vec![CHUNK, CHUNK, CHUNK, 5, 0, 7]);
     }
 
     #[test]
     fn map_chunks_keeps_order_for_any_thread_count() {
         let make = || vec![Range(0..5 * CHUNK + 3), Range(10..20)];
-        let want: Vec<usize> = into_chunks(make()).iter().map(|r| r.0.start).collect();
+        let want: Vec<usize> = into_chunks(make())
+            .unwrap()
+            .iter()
+            .map(|r| r.0.start)
+            .collect();
         for threads in [1, 2, 3] {
             set_num_threads(threads).unwrap();
             let got = map_chunks(make(), |r| r.0.start).unwrap();
@@ -377,6 +562,52 @@ mod tests {
                 assert_eq!(pair[0].1, pair[1].0);
             }
             assert!(pieces.iter().all(|&(a, b)| b - a == 2 || b - a == 100));
+        }
+    }
+
+    #[test]
+    fn a_raised_flag_stops_every_driver_between_pieces() {
+        for threads in [1, 2] {
+            set_num_threads(threads).unwrap();
+            let flag = AtomicBool::new(false);
+            let ran = AtomicUsize::new(0);
+            let n = 64 * CHUNK;
+            let outcome = crate::cancel::scope(&flag, || {
+                for_each_chunk(vec![Range(0..n)], |_| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                    flag.store(true, Ordering::Relaxed);
+                })
+            });
+            assert!(matches!(outcome, Err(Error::Cancelled)));
+            assert!(ran.load(Ordering::Relaxed) < 64, "threads={threads}");
+            let outcome = crate::cancel::scope(&flag, || map_chunks(vec![Range(0..n)], |r| r.0));
+            assert!(matches!(outcome, Err(Error::Cancelled)));
+            let outcome =
+                crate::cancel::scope(&flag, || try_for_each_task(Range(0..n), 1, |_| Ok(())));
+            assert!(matches!(outcome, Err(Error::Cancelled)));
+            let mut rows = vec![0u8; n];
+            let outcome = crate::cancel::scope(&flag, || map_rows(&mut rows, CHUNK, |_, _| ()));
+            assert!(matches!(outcome, Err(Error::Cancelled)));
+            // Without a raised flag, the same jobs run whole.
+            let calm = AtomicBool::new(false);
+            let count = crate::cancel::scope(&calm, || map_chunks(vec![Range(0..n)], |_| 1));
+            assert_eq!(count.unwrap().len(), 64);
+        }
+    }
+
+    #[test]
+    fn a_lock_held_across_fork_is_taken_over() {
+        // Simulate the child's view: the slot locked by a thread of the
+        // previous fork generation.
+        let generation = FORK_GENERATION.load(Ordering::Acquire);
+        let stale = held_by(generation.wrapping_sub(1));
+        if POOL
+            .state
+            .compare_exchange(FREE, stale, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            drop(lock_pool());
+            assert_eq!(POOL.state.load(Ordering::Acquire), FREE);
         }
     }
 

@@ -2,7 +2,11 @@
 //!
 //! Written arrays (params, state) must be C-contiguous and writeable and are
 //! borrowed mutably; read arrays (grads) may have any strides and are copied
-//! once when not contiguous. Borrows go through rust-numpy's borrow checker,
+//! once when not contiguous. A read array that must match a known shape is
+//! checked before that copy ([`read_shaped`]), and the copy itself is a
+//! fallible allocation (`MemoryError`, never an abort) that notices Ctrl-C:
+//! a broadcast view of 2^36 elements is refused, not materialized. Borrows
+//! go through rust-numpy's borrow checker,
 //! which refuses overlapping arrays in one call and arrays in use by a
 //! concurrent call on another thread (the GIL is released while computing).
 
@@ -213,6 +217,45 @@ pub fn read<'py, T: Element + Copy>(
     read_typed(obj, what, &OfDtype(dtype))
 }
 
+/// As [`read`], for an array that must have `shape` (the shape of the
+/// argument `shape_what`): a `ValueError` naming both (the text of
+/// [`same_shape`]) is raised from the array's header, before any copy.
+pub fn read_shaped<'py, T: Element + Copy>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    dtype: Dtype,
+    shape: &[usize],
+    shape_what: Label<'_, '_>,
+) -> PyResult<Input<'py, T>> {
+    read_typed_shaped(obj, what, &OfDtype(dtype), shape, shape_what)
+}
+
+/// [`read_shaped`] for an array of another element type (see
+/// [`read_typed`]).
+pub fn read_typed_shaped<'py, T: Element + Copy>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    expected: &dyn std::fmt::Display,
+    shape: &[usize],
+    shape_what: Label<'_, '_>,
+) -> PyResult<Input<'py, T>> {
+    read_general(obj, what, expected, |got| {
+        same_shape(shape, shape_what, got, what)
+    })
+}
+
+/// As [`read`], with `check` run on the array's shape before anything is
+/// borrowed or copied (for a check that [`read_shaped`] does not express,
+/// such as another order of the names in the message).
+pub fn read_checked<'py, T: Element + Copy>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    dtype: Dtype,
+    check: impl FnOnce(&[usize]) -> PyResult<()>,
+) -> PyResult<Input<'py, T>> {
+    read_general(obj, what, &OfDtype(dtype), check)
+}
+
 /// As [`read`], for an array of another element type (a uint8 view of a
 /// bool mask, int64 indices), described as `expected` in messages.
 pub fn read_typed<'py, T: Element + Copy>(
@@ -220,7 +263,20 @@ pub fn read_typed<'py, T: Element + Copy>(
     what: Label<'_, '_>,
     expected: &dyn std::fmt::Display,
 ) -> PyResult<Input<'py, T>> {
+    read_general(obj, what, expected, |_| Ok(()))
+}
+
+/// The general read: the dtype, then `check` on the shape (from the array's
+/// header, nothing copied yet), then the borrow, and a copy in C order if
+/// the array is not C-contiguous.
+fn read_general<'py, T: Element + Copy>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    expected: &dyn std::fmt::Display,
+    check: impl FnOnce(&[usize]) -> PyResult<()>,
+) -> PyResult<Input<'py, T>> {
     let arr = typed::<T>(obj, what, expected)?;
+    check(arr.shape())?;
     let ro = arr
         .try_readonly()
         .map_err(|e| borrow(&what.to_string(), e))?;
@@ -230,9 +286,49 @@ pub fn read_typed<'py, T: Element + Copy>(
         Ok(Input::Borrowed(ro))
     } else {
         let shape = ro.shape().to_vec();
-        let data = ro.as_array().iter().copied().collect();
+        let data = copy_in_c_order(obj.py(), &ro, what)?;
         Ok(Input::Copied(data, shape))
     }
+}
+
+/// Elements copied between two checks for Ctrl-C while a strided input is
+/// copied (with the GIL held).
+const COPY_PER_SIGNAL_CHECK: usize = 1 << 22;
+
+/// The elements of `ro` in C order, in a vector allocated fallibly
+/// (`MemoryError` if it does not fit); a pending signal (Ctrl-C) stops the
+/// copy with its exception.
+fn copy_in_c_order<T: Element + Copy>(
+    py: Python<'_>,
+    ro: &PyReadonlyArrayDyn<'_, T>,
+    what: Label<'_, '_>,
+) -> PyResult<Vec<T>> {
+    let mut data =
+        lec7rs_core::alloc::with_capacity(ro.len(), "a C-contiguous copy of this strided array")
+            .context(&what.to_string())?;
+    let view = ro.as_array();
+    let mut elements = view.iter().copied();
+    loop {
+        let before = data.len();
+        data.extend(elements.by_ref().take(COPY_PER_SIGNAL_CHECK));
+        if data.len() == before {
+            return Ok(data);
+        }
+        py.check_signals()?;
+    }
+}
+
+/// The shape of a NumPy array, read from its header (nothing copied);
+/// `TypeError` for anything else.
+pub fn shape_of(obj: &Bound<'_, PyAny>, what: Label<'_, '_>) -> PyResult<Vec<usize>> {
+    obj.cast::<PyUntypedArray>()
+        .map(|a| a.shape().to_vec())
+        .map_err(|_| {
+            type_error(format!(
+                "{what}: expected a NumPy array, got {}",
+                describe(obj)
+            ))
+        })
 }
 
 /// Borrows an array that is written: C-contiguous and writeable.

@@ -1,8 +1,10 @@
 //! `_core.augment_{flip,crop,resized_crop,color_jitter}`: image batches of
 //! uint8 or float32 in NHWC or NCHW. Each checks every argument, allocates
-//! or checks `out`, then reserves its range of the stream, plans the
-//! per-image parameters and computes with the GIL released; it returns the
-//! output and the parameters (Python decides whether to show them).
+//! or checks `out` (all from the arrays' headers: a strided input is
+//! copied only once everything fits), then reserves its range of the
+//! stream, plans the per-image parameters and computes with the GIL
+//! released, stopping on Ctrl-C when long (see `interrupt.rs`); it returns
+//! the output and the parameters (Python decides whether to show them).
 
 use lec7rs_core::augment::FlipAxis;
 use lec7rs_core::augment::{
@@ -13,9 +15,12 @@ use lec7rs_core::augment::{color, crop as crop_mod, flip as flip_mod, resize};
 use numpy::{Element, PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{describe, empty, fmt_shape, read_typed, Input, Label};
+use crate::arrays::{
+    describe, empty, fmt_shape, read_typed_shaped, shape_of as array_shape, Input, Label,
+};
 use crate::errors::{borrow, type_error, value_error, CoreResult};
-use crate::random::{reserve, PhiloxStream};
+use crate::interrupt;
+use crate::random::{reserve, settle, PhiloxStream};
 
 /// The pixel types of the augmentations.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,15 +56,11 @@ impl Px for f32 {
     const NAME: &'static str = "float32";
 }
 
-/// The input batch, read with any strides, and its sizes.
-fn input<'py, T: Px>(
-    images: &Bound<'py, PyAny>,
-    layout: Layout,
-) -> PyResult<(Input<'py, T>, Batch)> {
-    let expected = format!("a {} NumPy array", T::NAME);
-    let input = read_typed::<T>(images, Label::arg("images"), &expected)?;
-    let shape = input.shape();
-    let [n, a, b, c] = <[usize; 4]>::try_from(shape).map_err(|_| {
+/// The sizes of the input batch, from the array's header: nothing is
+/// copied before the call is known to fit (see [`read_input`]).
+fn batch_of(images: &Bound<'_, PyAny>, layout: Layout) -> PyResult<(Vec<usize>, Batch)> {
+    let shape = array_shape(images, Label::arg("images"))?;
+    let [n, a, b, c] = <[usize; 4]>::try_from(shape.as_slice()).map_err(|_| {
         let (axes, hint) = match layout {
             Layout::Nhwc => ("(N, H, W, C)", "images[None]"),
             Layout::Nchw => ("(N, C, H, W)", "images[None]"),
@@ -68,7 +69,7 @@ fn input<'py, T: Px>(
             "images: expected a 4-D batch {axes} for layout {}, got shape {} \
              (for one image, add a batch axis: {hint})",
             layout_name(layout),
-            fmt_shape(shape)
+            fmt_shape(&shape)
         ))
     })?;
     let batch = match layout {
@@ -87,7 +88,14 @@ fn input<'py, T: Px>(
             layout,
         },
     };
-    Ok((input, batch))
+    Ok((shape, batch))
+}
+
+/// The input batch of `shape` (from [`batch_of`]), read with any strides.
+fn read_input<'py, T: Px>(images: &Bound<'py, PyAny>, shape: &[usize]) -> PyResult<Input<'py, T>> {
+    let expected = format!("a {} NumPy array", T::NAME);
+    let images_label = Label::arg("images");
+    read_typed_shaped::<T>(images, images_label, &expected, shape, images_label)
 }
 
 fn layout_name(layout: Layout) -> &'static str {
@@ -202,18 +210,19 @@ fn flip_typed<'py, T: Px>(
 ) -> PyResult<WithParams<'py, Vec<bool>>> {
     let py = images.py();
     lec7rs_core::random::Keep::with_probability(p).context("p")?;
-    let (input, batch) = input::<T>(images, layout)?;
+    let (shape, batch) = batch_of(images, layout)?;
     batch.validate("images").context("")?;
     let mut y = Output::<T>::get(py, out, batch)?;
-    let draw = reserve(stream, kernels::call_words(batch.n, flip_mod::WORDS))?;
+    let input = read_input::<T>(images, &shape)?;
+    let words = kernels::call_words(batch.n, flip_mod::WORDS);
+    let draw = reserve(stream, words)?;
     let (src, dst) = (input.as_slice(), y.slice());
-    let flips = py
-        .detach(|| -> lec7rs_core::Result<Vec<bool>> {
-            let flips = kernels::flip_params(draw, batch.n, p)?;
-            kernels::flip(src, dst, batch, axis, &flips)?;
-            Ok(flips)
-        })
-        .context("")?;
+    let outcome = interrupt::detach(py, dst.len(), || -> lec7rs_core::Result<Vec<bool>> {
+        let flips = kernels::flip_params(draw, batch.n, p)?;
+        kernels::flip(src, dst, batch, axis, &flips)?;
+        Ok(flips)
+    });
+    let flips = settle(stream, draw, words, outcome)?;
     drop(y.rw);
     Ok((y.obj, flips))
 }
@@ -267,18 +276,20 @@ fn crop_typed<'py, T: Px>(
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<WithParams<'py, Vec<(usize, usize)>>> {
     let py = images.py();
-    let (input, batch) = input::<T>(images, layout)?;
+    let (shape, batch) = batch_of(images, layout)?;
     spec.validate::<T>(batch).context("")?;
     let mut y = Output::<T>::get(py, out, batch.resized(spec.out_h, spec.out_w))?;
-    let draw = reserve(stream, kernels::call_words(batch.n, crop_mod::WORDS))?;
+    let input = read_input::<T>(images, &shape)?;
+    let words = kernels::call_words(batch.n, crop_mod::WORDS);
+    let draw = reserve(stream, words)?;
     let (src, dst) = (input.as_slice(), y.slice());
-    let offsets = py
-        .detach(|| -> lec7rs_core::Result<Vec<(usize, usize)>> {
-            let offsets = kernels::crop_params(draw, batch, &spec)?;
-            kernels::crop(src, dst, batch, &spec, &offsets)?;
-            Ok(offsets)
-        })
-        .context("")?;
+    let work = dst.len();
+    let outcome = interrupt::detach(py, work, || -> lec7rs_core::Result<Vec<(usize, usize)>> {
+        let offsets = kernels::crop_params(draw, batch, &spec)?;
+        kernels::crop(src, dst, batch, &spec, &offsets)?;
+        Ok(offsets)
+    });
+    let offsets = settle(stream, draw, words, outcome)?;
     drop(y.rw);
     Ok((y.obj, offsets))
 }
@@ -320,18 +331,21 @@ fn resized_typed<'py, T: Px>(
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<WithParams<'py, Vec<Box4>>> {
     let py = images.py();
-    let (input, batch) = input::<T>(images, layout)?;
+    let (shape, batch) = batch_of(images, layout)?;
     spec.validate(batch).context("")?;
     let mut y = Output::<T>::get(py, out, batch.resized(spec.out_h, spec.out_w))?;
-    let draw = reserve(stream, kernels::call_words(batch.n, resize::WORDS))?;
+    let input = read_input::<T>(images, &shape)?;
+    let words = kernels::call_words(batch.n, resize::WORDS);
+    let draw = reserve(stream, words)?;
     let (src, dst) = (input.as_slice(), y.slice());
-    let boxes = py
-        .detach(|| -> lec7rs_core::Result<Vec<CropBox>> {
-            let boxes = kernels::resized_crop_params(draw, batch, &spec)?;
-            kernels::resized_crop(src, dst, batch, &spec, &boxes)?;
-            Ok(boxes)
-        })
-        .context("")?;
+    // Each output value reads a few taps; a downscale reads the whole box.
+    let work = dst.len().saturating_add(src.len());
+    let outcome = interrupt::detach(py, work, || -> lec7rs_core::Result<Vec<CropBox>> {
+        let boxes = kernels::resized_crop_params(draw, batch, &spec)?;
+        kernels::resized_crop(src, dst, batch, &spec, &boxes)?;
+        Ok(boxes)
+    });
+    let boxes = settle(stream, draw, words, outcome)?;
     drop(y.rw);
     let boxes = boxes
         .into_iter()
@@ -390,18 +404,21 @@ fn jitter_typed<'py, T: Px>(
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<WithParams<'py, JitterDraws>> {
     let py = images.py();
-    let (input, batch) = input::<T>(images, layout)?;
+    let (shape, batch) = batch_of(images, layout)?;
     jitter.validate(batch).context("")?;
     let mut y = Output::<T>::get(py, out, batch)?;
-    let draw = reserve(stream, kernels::call_words(batch.n, color::WORDS))?;
+    let input = read_input::<T>(images, &shape)?;
+    let words = kernels::call_words(batch.n, color::WORDS);
+    let draw = reserve(stream, words)?;
     let (src, dst) = (input.as_slice(), y.slice());
-    let params: Vec<JitterParams> = py
-        .detach(|| -> lec7rs_core::Result<Vec<JitterParams>> {
-            let params = kernels::jitter_params(draw, batch.n, &jitter)?;
-            kernels::color_jitter(src, dst, batch, &jitter, &params)?;
-            Ok(params)
-        })
-        .context("")?;
+    // Up to two passes over each image (contrast needs its mean first).
+    let work = dst.len().saturating_mul(2);
+    let outcome = interrupt::detach(py, work, || -> lec7rs_core::Result<Vec<JitterParams>> {
+        let params = kernels::jitter_params(draw, batch.n, &jitter)?;
+        kernels::color_jitter(src, dst, batch, &jitter, &params)?;
+        Ok(params)
+    });
+    let params: Vec<JitterParams> = settle(stream, draw, words, outcome)?;
     drop(y.rw);
     let orders = params.iter().map(|p| p.order.map(|op| op as u32)).collect();
     let factors = params.iter().map(|p| p.factors).collect();

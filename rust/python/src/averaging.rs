@@ -7,7 +7,7 @@ use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::arrays::{dtype_of, read, same_shape, write, Dtype, Names};
+use crate::arrays::{dtype_of, read_checked, same_shape, write, Dtype, Names};
 use crate::errors::{value_error, CoreResult};
 
 fn averaging(decay: Option<f64>) -> Averaging {
@@ -64,8 +64,10 @@ fn run<'py, T: Real + Element>(
         let a_name = names.of("averages", i);
         let average = write::<T>(&averages.get_item(i)?, a_name, dtype)?;
         let p_name = names.of("params", i);
-        let param = read::<T>(&params.get_item(i)?, p_name, dtype)?;
-        same_shape(param.shape(), p_name, average.shape(), a_name)?;
+        // The shape is checked before a strided param is copied.
+        let param = read_checked::<T>(&params.get_item(i)?, p_name, dtype, |got| {
+            same_shape(got, p_name, average.shape(), a_name)
+        })?;
         borrowed.push((average, param));
     }
     let tensors: Vec<AverageTensor<'_, T>> = borrowed

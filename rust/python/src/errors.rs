@@ -1,11 +1,18 @@
 //! The one place where errors become Python exceptions: `ValueError` for
 //! values, shapes, layout and aliasing; `TypeError` for types and dtypes;
 //! `MemoryError` for a buffer that cannot be allocated (a dense BFGS matrix
-//! for a huge n); `RuntimeError` for an internal protocol error (a bug).
+//! for a huge n, a copy of a strided input, a filter table); `KeyboardInterrupt`
+//! for a call stopped by Ctrl-C (normally the signal handler's own exception
+//! is raised instead, see `interrupt.rs`); `RuntimeError` for an internal
+//! protocol error (a bug).
 
 use lec7rs_core::Error;
 use numpy::BorrowError;
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyInt};
 use pyo3::PyErr;
 
 /// A core error, with the argument it concerns in front.
@@ -27,6 +34,7 @@ pub fn core(context: &str, err: Error) -> PyErr {
         Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
         Error::Type(_) => PyTypeError::new_err(msg),
         Error::Protocol(_) => PyRuntimeError::new_err(msg),
+        Error::Cancelled => PyKeyboardInterrupt::new_err(msg),
     }
 }
 
@@ -47,6 +55,29 @@ pub fn type_error(msg: String) -> PyErr {
 
 pub fn value_error(msg: String) -> PyErr {
     PyValueError::new_err(msg)
+}
+
+/// An int argument that must lie in `lo..=hi`: `ValueError` naming it when
+/// it does not (also for ints beyond 64 bits, which would otherwise be
+/// pyo3's `OverflowError`), `TypeError` when it is not an int.
+pub fn int_in(obj: &Bound<'_, PyAny>, name: &str, lo: u64, hi: u64) -> PyResult<u64> {
+    if obj.cast::<PyInt>().is_err() || obj.cast::<PyBool>().is_ok() {
+        let ty = obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(type_error(format!("{name} must be an int, got {ty}")));
+    }
+    match obj.extract::<u64>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(value_error(format!(
+            "{name} must be an integer in [{lo}, {hi}], got {}",
+            obj.str()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| "?".into())
+        ))),
+    }
 }
 
 /// A failed borrow of an array that will be written or read.

@@ -7,6 +7,7 @@ mod augment;
 mod averaging;
 mod clip;
 mod errors;
+mod interrupt;
 mod optim;
 mod optimize;
 mod random;
@@ -14,11 +15,21 @@ mod regularization;
 mod runtime;
 mod step;
 
+use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // At import, before any thread of ours exists: a fork from then on
+    // finds the handler that rebuilds the pool in the child.
+    lec7rs_core::parallel::init();
+    // rust-numpy's lazily loaded C API and borrow-checker state, now: a
+    // child forked while another thread was setting them up on first use
+    // would wait for that thread forever.
+    let probe = numpy::PyArray1::<f64>::zeros(m.py(), 0, false);
+    drop(probe.try_readwrite()?);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_SPAWN", lec7rs_core::random::MAX_SPAWN)?;
     m.add_function(wrap_pyfunction!(runtime::simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::set_simd_level, m)?)?;

@@ -6,7 +6,9 @@
 //! The loop drives the core's [`Minimizer`] state machine: the objective,
 //! the callback and the Newton solver are Python callables, run with the
 //! GIL held; every pass of the optimizer itself (L-BFGS direction, BFGS
-//! update, line search steps, copies) runs with the GIL released.
+//! update, line search steps, copies) runs with the GIL released. Ctrl-C
+//! is noticed between steps, and during a step that is long (a large dense
+//! BFGS matrix, a long history), see `interrupt.rs`.
 
 use lec7rs_core::optimize::{
     two_loop, HessInv, History, Method, Minimizer, Options, Pair, Request, Search,
@@ -17,27 +19,37 @@ use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::arrays::{dtype_of, empty, read, same_shape, Dtype, Input, Label};
-use crate::errors::{type_error, value_error, CoreResult};
+use crate::arrays::{dtype_of, empty, read, read_checked, read_shaped, Dtype, Input, Label};
+use crate::errors::{int_in, type_error, value_error, CoreResult};
+use crate::interrupt;
 
-/// The options of one run, as `minimize` passes them (a dict).
+/// The options of one run, as `minimize` passes them (a dict). The counts
+/// are read as Python ints and checked here, so that any int gives a
+/// `ValueError` naming its option.
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
-pub struct RunOptions {
+pub struct RunOptions<'py> {
     method: String,
     line_search: String,
-    m: usize,
+    m: Bound<'py, PyAny>,
     gtol: f64,
     ftol: f64,
-    max_iter: u64,
-    max_fun: u64,
-    max_ls: u64,
+    max_iter: Bound<'py, PyAny>,
+    max_fun: Bound<'py, PyAny>,
+    max_ls: Bound<'py, PyAny>,
 }
 
-impl RunOptions {
+/// The largest count option: beyond any run, within every integer type.
+const MAX_COUNT: u64 = i64::MAX as u64;
+
+impl RunOptions<'_> {
     fn core(&self) -> PyResult<Options> {
+        let m = int_in(&self.m, "m", 1, MAX_COUNT)?;
         let method = match self.method.as_str() {
-            "L-BFGS" => Method::Lbfgs { m: self.m },
+            "L-BFGS" => Method::Lbfgs {
+                m: usize::try_from(m)
+                    .map_err(|_| value_error(format!("m: {m} does not fit this machine")))?,
+            },
             "BFGS" => Method::Bfgs,
             "Newton" => Method::Newton,
             other => {
@@ -61,9 +73,9 @@ impl RunOptions {
             line_search,
             gtol: self.gtol,
             ftol: self.ftol,
-            max_iter: self.max_iter,
-            max_fun: self.max_fun,
-            max_ls: self.max_ls,
+            max_iter: int_in(&self.max_iter, "max_iter", 0, MAX_COUNT)?,
+            max_fun: int_in(&self.max_fun, "max_fun", 1, MAX_COUNT)?,
+            max_ls: int_in(&self.max_ls, "max_ls", 1, MAX_COUNT)?,
         };
         opts.validate().context("")?;
         Ok(opts)
@@ -83,7 +95,7 @@ pub fn minimize<'py>(
     fun: &Bound<'py, PyAny>,
     x0: &Bound<'py, PyAny>,
     shape: Vec<usize>,
-    options: RunOptions,
+    options: RunOptions<'py>,
     callback: Option<Bound<'py, PyAny>>,
     direction: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
@@ -123,30 +135,36 @@ fn run<'py, T: Real + Element>(
     calls: &Calls<'_, 'py>,
     dtype: Dtype,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let n: usize = calls.shape.iter().product();
+    let n = lec7rs_core::alloc::product(calls.shape, "x").context("shape")?;
     let mut m = {
-        let x0 = read::<T>(x0, Label::arg("x0"), dtype)?;
-        if x0.as_slice().len() != n {
-            return Err(value_error(format!(
-                "x0: expected {n} elements for shape {:?}, got {}",
-                calls.shape,
-                x0.as_slice().len()
-            )));
-        }
+        let x0 = read_checked::<T>(x0, Label::arg("x0"), dtype, |got| {
+            let len = got.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if len == Some(n) {
+                Ok(())
+            } else {
+                Err(value_error(format!(
+                    "x0: expected {n} elements for shape {:?}, got shape {:?}",
+                    calls.shape, got
+                )))
+            }
+        })?;
         let x0 = x0.as_slice();
         py.detach(|| Minimizer::new(x0, opts)).context("")?
     };
+    let work = step_work(&opts, n);
     loop {
-        let request = py.detach(|| m.next()).context("")?;
+        // Between steps, a pending signal stops the run even when the
+        // objective is a builtin that runs no Python code.
+        py.check_signals()?;
+        let request = interrupt::detach(py, work, || m.next())?.context("")?;
         match request {
             Request::Evaluate => {
                 let x = to_numpy(py, m.x_trial(), calls.shape)?;
                 let out = calls.fun.call1((x,))?;
                 let (f, g) = unpack(&out)?;
-                let g = read::<T>(&g, GRAD, dtype)?;
-                same_shape(calls.shape, Label::arg("x0"), g.shape(), GRAD)?;
+                let g = read_shaped::<T>(&g, GRAD, dtype, calls.shape, Label::arg("x0"))?;
                 let g = g.as_slice();
-                py.detach(|| m.tell(f, g)).context("")?;
+                interrupt::detach(py, work, || m.tell(f, g))?.context("")?;
             }
             Request::Direction => {
                 let Some(solve) = calls.direction else {
@@ -155,10 +173,10 @@ fn run<'py, T: Real + Element>(
                 let x = to_numpy(py, m.x(), calls.shape)?;
                 let g = to_numpy(py, m.g(), calls.shape)?;
                 let d = solve.call1((x, g))?;
-                let d: Input<'_, T> = read::<T>(&d, STEP, dtype)?;
-                same_shape(calls.shape, Label::arg("x0"), d.shape(), STEP)?;
+                let d: Input<'_, T> =
+                    read_shaped::<T>(&d, STEP, dtype, calls.shape, Label::arg("x0"))?;
                 let d = d.as_slice();
-                py.detach(|| m.set_direction(d)).context("")?;
+                interrupt::detach(py, work, || m.set_direction(d))?.context("")?;
             }
             Request::Iterate => {
                 if let Some(cb) = calls.callback {
@@ -192,6 +210,17 @@ fn run<'py, T: Real + Element>(
         HessInv::None => py.None().into_bound(py),
     };
     (x, f, g, nit, nfev, status, message, hess).into_pyobject(py)
+}
+
+/// The elements one step of the minimizer may touch: the dense matrix
+/// (BFGS), the history (L-BFGS), or a few vectors (Newton), for
+/// [`interrupt::detach`].
+fn step_work(opts: &Options, n: usize) -> usize {
+    match opts.method {
+        Method::Bfgs => n.saturating_mul(n),
+        Method::Lbfgs { m } => n.saturating_mul(m.saturating_add(1)).saturating_mul(4),
+        Method::Newton => n.saturating_mul(8),
+    }
 }
 
 /// A new array of `shape` holding `data`, copied in parallel with the GIL
@@ -268,9 +297,13 @@ fn read_pairs<'py, T: Element + Copy>(
     let mut inputs = Vec::with_capacity(2 * k);
     for (list, what) in [(s, Label::arg("s[i]")), (y, Label::arg("y[i]"))] {
         for item in list.iter() {
-            let a = read::<T>(&item, what, dtype)?;
-            same_shape(v_in.shape(), Label::arg(name), a.shape(), what)?;
-            inputs.push(a);
+            inputs.push(read_shaped::<T>(
+                &item,
+                what,
+                dtype,
+                v_in.shape(),
+                Label::arg(name),
+            )?);
         }
     }
     Ok((v_in, inputs))
@@ -323,8 +356,11 @@ fn two_loop_typed<'py, T: Real + Element>(
     let slices: Vec<&[T]> = inputs.iter().map(|a| a.as_slice()).collect();
     let (s_in, y_in) = slices.split_at(k);
     let v_sl = v_in.as_slice();
-    let mut out = vec![T::ZERO; v_sl.len()];
-    let outcome = py.detach(|| -> lec7rs_core::Result<()> {
+    let mut out = lec7rs_core::alloc::filled(v_sl.len(), T::ZERO, "the product").context("v")?;
+    let work = v_sl
+        .len()
+        .saturating_mul(k.saturating_mul(4).saturating_add(1));
+    let outcome = interrupt::detach(py, work, || -> lec7rs_core::Result<()> {
         let mut pairs = Vec::with_capacity(k);
         for i in 0..k {
             let (si, yi) = (s_in[i], y_in[i]);
@@ -348,7 +384,7 @@ fn two_loop_typed<'py, T: Real + Element>(
             (None, None) => 1.0,
         };
         two_loop(&pairs, g, v_sl, &mut out, negate, v_sl).map(|_| ())
-    });
+    })?;
     outcome.context("")?;
     Ok(out.into_pyarray(py).into_any())
 }
@@ -390,8 +426,9 @@ fn direction_typed<'py, T: Real + Element>(
     let (s_in, y_in) = slices.split_at(k);
     let g_sl = g_in.as_slice();
     let n = g_sl.len();
-    let mut out = vec![T::ZERO; n];
-    let outcome = py.detach(|| -> lec7rs_core::Result<()> {
+    let mut out = lec7rs_core::alloc::filled(n, T::ZERO, "the direction").context("g")?;
+    let work = n.saturating_mul(k.saturating_add(1)).saturating_mul(8);
+    let outcome = interrupt::detach(py, work, || -> lec7rs_core::Result<()> {
         let mut h = History::<T>::new(n, m)?;
         h.direction(g_sl, &mut out)?;
         for (si, yi) in s_in.iter().zip(y_in) {
@@ -406,7 +443,7 @@ fn direction_typed<'py, T: Real + Element>(
             h.direction(g_sl, &mut out)?;
         }
         Ok(())
-    });
+    })?;
     outcome.context("")?;
     Ok(out.into_pyarray(py).into_any())
 }
@@ -420,17 +457,20 @@ pub fn cholesky_solve<'py>(
     l: &Bound<'py, PyAny>,
     b: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let factor = read::<f64>(l, Label::Arg("l"), Dtype::F64)?;
     let rhs = read::<f64>(b, Label::Arg("b"), Dtype::F64)?;
     let n = rhs.shape().first().copied().unwrap_or(0);
-    if rhs.shape().len() != 1 || factor.shape() != [n, n] {
-        return Err(value_error(format!(
-            "cholesky_solve: expected l of shape ({n}, {n}) and b of shape ({n},), got {:?} and {:?}",
-            factor.shape(),
-            rhs.shape()
-        )));
-    }
-    let mut x = rhs.as_slice().to_vec();
+    let b_shape = rhs.shape().to_vec();
+    let factor = read_checked::<f64>(l, Label::Arg("l"), Dtype::F64, |got| {
+        if b_shape.len() != 1 || got != [n, n] {
+            Err(value_error(format!(
+                "cholesky_solve: expected l of shape ({n}, {n}) and b of shape ({n},), got {got:?} and {b_shape:?}"
+            )))
+        } else {
+            Ok(())
+        }
+    })?;
+    let mut x = lec7rs_core::alloc::filled(n, 0.0, "the solution").context("b")?;
+    x.copy_from_slice(rhs.as_slice());
     let l = factor.as_slice();
     py.detach(|| lec7rs_core::optimize::cholesky_solve(l, n, &mut x))
         .context("")?;

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::empty;
 use crate::errors::{value_error, CoreResult};
+use crate::interrupt;
 
 /// A Philox4x32-10 stream. Python's `lec7rs.Generator` owns one and checks
 /// what it is built from.
@@ -38,22 +39,32 @@ impl PhiloxStream {
         (s.key[0], s.key[1], s.counter, s.spawned)
     }
 
-    /// The keys of `n` new child streams (their counters start at zero).
+    /// The keys of `n` new child streams (their counters start at zero);
+    /// at most `lec7rs_core::random::MAX_SPAWN`.
     fn spawn_keys(&mut self, n: u64) -> PyResult<Vec<(u32, u32)>> {
-        let children = self.stream.spawn(n).context("n")?;
-        Ok(children.iter().map(|c| (c.key[0], c.key[1])).collect())
+        let mut probe = self.stream;
+        let children = probe.spawn(n).context("n")?;
+        let keys = lec7rs_core::alloc::collect(
+            children.iter().map(|c| (c.key[0], c.key[1])),
+            "the spawned keys",
+        )
+        .context("n")?;
+        self.stream = probe;
+        Ok(keys)
     }
 
     /// The next `n` raw 32-bit words of the stream (tests, benchmarks).
     fn words<'py>(slf: &Bound<'py, Self>, n: usize) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
         let py = slf.py();
         let out = empty::<u32>(py, &[n])?;
-        let draw = reserve(slf, n as u64)?;
         let mut rw = out
             .try_readwrite()
             .map_err(|e| value_error(e.to_string()))?;
         let slice = rw.as_slice_mut().map_err(|e| value_error(e.to_string()))?;
-        py.detach(|| fill_words(draw, 0, slice)).context("")?;
+        let words = n as u64;
+        let draw = reserve(slf, words)?;
+        let outcome = interrupt::detach(py, n, || fill_words(draw, 0, slice));
+        settle(slf, draw, words, outcome)?;
         drop(rw);
         Ok(out)
     }
@@ -79,14 +90,37 @@ fn uniform<'py, T: Uniform + Element>(
     let py = slf.py();
     let out = empty::<T>(py, shape)?;
     let n = PyUntypedArrayMethods::len(&out);
-    let draw = reserve(slf, (n * T::WORDS) as u64)?;
     let mut rw = out
         .try_readwrite()
         .map_err(|e| value_error(e.to_string()))?;
     let slice = rw.as_slice_mut().map_err(|e| value_error(e.to_string()))?;
-    py.detach(|| fill_uniform(draw, slice)).context("")?;
+    let words = (n as u64).saturating_mul(T::WORDS as u64);
+    let draw = reserve(slf, words)?;
+    let outcome = interrupt::detach(py, n, || fill_uniform(draw, slice));
+    settle(slf, draw, words, outcome)?;
     drop(rw);
     Ok(out.into_any())
+}
+
+/// The result of a call that reserved `words` words as `draw`: on any
+/// error (a core error, or a signal that stopped it), the reservation is
+/// given back when it is still the stream's last, so that a call that
+/// raises leaves the generator as it was.
+pub fn settle<R>(
+    stream: &Bound<'_, PhiloxStream>,
+    draw: Draw,
+    words: u64,
+    outcome: PyResult<lec7rs_core::Result<R>>,
+) -> PyResult<R> {
+    let err = match outcome {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(e)) => crate::errors::core("", e),
+        Err(e) => e,
+    };
+    if let Ok(mut s) = stream.try_borrow_mut() {
+        s.stream.release(draw, words);
+    }
+    Err(err)
 }
 
 /// Reserves the words of a draw: the last step before computing, once

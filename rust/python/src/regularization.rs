@@ -1,8 +1,10 @@
 //! `_core.dropout`, `_core.dropout_backward`, `_core.stochastic_depth`,
-//! `_core.fractional_max_pool2d(_backward)`. Each checks every argument,
-//! then reserves its range of the stream, then computes with the GIL
-//! released. Masks are bool arrays, read through a uint8 view (any byte
-//! other than 0 counts as kept, as NumPy's `astype(bool)` would).
+//! `_core.fractional_max_pool2d(_backward)`. Each checks every argument
+//! (shapes before any strided input is copied), then reserves its range of
+//! the stream, then computes with the GIL released; a long call stops on
+//! Ctrl-C (see `interrupt.rs`) and gives its range of the stream back.
+//! Masks are bool arrays, read through a uint8 view (any byte other than 0
+//! counts as kept, as NumPy's `astype(bool)` would).
 
 use lec7rs_core::random::Uniform;
 use lec7rs_core::regularization::{
@@ -14,11 +16,12 @@ use numpy::{
 use pyo3::prelude::*;
 
 use crate::arrays::{
-    dtype_of, empty, empty_with_origin, fmt_shape, read, read_typed, same_shape, write, Dtype,
-    Input, Label,
+    dtype_of, empty, empty_with_origin, fmt_shape, read, read_checked, read_typed_shaped,
+    same_shape, shape_of, write, Dtype, Input, Label,
 };
 use crate::errors::{type_error, value_error, CoreResult};
-use crate::random::{reserve, PhiloxStream};
+use crate::interrupt;
+use crate::random::{reserve, settle, PhiloxStream};
 
 /// The output array of a call: `out=` borrowed for writing, or a new one.
 enum Output<'py, T: Element> {
@@ -78,9 +81,14 @@ fn mask_bytes<'a>(rw: &'a mut PyReadwriteArrayDyn<'_, bool>) -> &'a mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(bools.as_mut_ptr().cast::<u8>(), bools.len()) }
 }
 
-/// Reads a bool mask as bytes (through a uint8 view, so that no byte is
-/// ever read as a Rust `bool`).
-fn read_mask<'py>(obj: &Bound<'py, PyAny>, what: &'static str) -> PyResult<Input<'py, u8>> {
+/// Reads a bool mask of `shape` (that of argument `shape_what`) as bytes,
+/// through a uint8 view, so that no byte is ever read as a Rust `bool`.
+fn read_mask<'py>(
+    obj: &Bound<'py, PyAny>,
+    what: &'static str,
+    shape: &[usize],
+    shape_what: Label<'_, '_>,
+) -> PyResult<Input<'py, u8>> {
     if obj.cast::<PyArrayDyn<bool>>().is_err() {
         let got = match obj.cast::<PyUntypedArray>() {
             Ok(a) => format!("an array of dtype {}", a.dtype()),
@@ -91,7 +99,13 @@ fn read_mask<'py>(obj: &Bound<'py, PyAny>, what: &'static str) -> PyResult<Input
         )));
     }
     let view = obj.call_method1("view", ("u1",))?;
-    read_typed::<u8>(&view, Label::arg(what), &"a bool NumPy array")
+    read_typed_shaped::<u8>(
+        &view,
+        Label::arg(what),
+        &"a bool NumPy array",
+        shape,
+        shape_what,
+    )
 }
 
 fn typed_dtype<T: Element>() -> Dtype {
@@ -136,21 +150,23 @@ fn dropout_typed<'py, T: Uniform + Element>(
         let rw = write::<T>(x, Label::arg("out"), dtype)?;
         (None, Output::Given(x.clone(), rw))
     } else {
-        let input = read::<T>(x, Label::arg("x"), dtype)?;
-        let y = match out {
+        match out {
             Some(o) => {
+                // `out` first, so that a strided `x` of another shape is
+                // refused before it is copied.
                 let rw = write::<T>(o, Label::arg("out"), dtype)?;
-                same_shape(
-                    input.shape(),
-                    Label::arg("x"),
-                    rw.shape(),
-                    Label::arg("out"),
-                )?;
-                Output::Given(o.clone(), rw)
+                let out_shape = rw.shape().to_vec();
+                let input = read_checked::<T>(x, Label::arg("x"), dtype, |got| {
+                    same_shape(got, Label::arg("x"), &out_shape, Label::arg("out"))
+                })?;
+                (Some(input), Output::Given(o.clone(), rw))
             }
-            None => Output::new(py, input.shape())?,
-        };
-        (Some(input), y)
+            None => {
+                let input = read::<T>(x, Label::arg("x"), dtype)?;
+                let y = Output::new(py, input.shape())?;
+                (Some(input), y)
+            }
+        }
     };
     let shape = y.shape().to_vec();
     // Fresh pages take plain stores, pages written before streaming stores.
@@ -160,17 +176,23 @@ fn dropout_typed<'py, T: Uniform + Element>(
     };
     let x_slice = input.as_ref().map(|i| i.as_slice());
     let y_slice = y.slice();
+    let work = y_slice.len();
     let mask = if training {
         let (mask, mut rw) = new_mask(py, &shape)?;
-        let draw = reserve(stream, y_slice.len() as u64)?;
+        let words = work as u64;
+        let draw = reserve(stream, words)?;
         let bytes = mask_bytes(&mut rw);
-        py.detach(|| kernels::dropout_train(x_slice, y_slice, bytes, p, inverted, draw, dest))
-            .context("")?;
+        let outcome = interrupt::detach(py, work, || {
+            kernels::dropout_train(x_slice, y_slice, bytes, p, inverted, draw, dest)
+        });
+        settle(stream, draw, words, outcome)?;
         drop(rw);
         Some(mask.into_any())
     } else {
-        py.detach(|| kernels::dropout_eval(x_slice, y_slice, p, inverted))
-            .context("")?;
+        interrupt::detach(py, work, || {
+            kernels::dropout_eval(x_slice, y_slice, p, inverted)
+        })?
+        .context("")?;
         None
     };
     drop(input);
@@ -199,18 +221,16 @@ fn dropout_backward_typed<'py, T: Uniform + Element>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = dout.py();
     DropoutScale::new(p, inverted).context("")?;
+    // Both shapes are checked before either array is copied.
+    let dout_shape = shape_of(dout, Label::arg("dout"))?;
+    let mask = read_mask(mask, "mask", &dout_shape, Label::arg("dout"))?;
     let grad = read::<T>(dout, Label::arg("dout"), typed_dtype::<T>())?;
-    let mask = read_mask(mask, "mask")?;
-    same_shape(
-        grad.shape(),
-        Label::arg("dout"),
-        mask.shape(),
-        Label::arg("mask"),
-    )?;
     let mut dx = Output::<T>::new(py, grad.shape())?;
     let (g, m, d) = (grad.as_slice(), mask.as_slice(), dx.slice());
-    py.detach(|| kernels::dropout_backward(g, m, p, inverted, d))
-        .context("")?;
+    interrupt::detach(py, g.len(), || {
+        kernels::dropout_backward(g, m, p, inverted, d)
+    })?
+    .context("")?;
     Ok(dx.into_object())
 }
 
@@ -254,20 +274,22 @@ fn stochastic_depth_typed<'py, T: Uniform + Element>(
     let mut y = Output::<T>::new(py, &shape)?;
     if !training {
         let (src, dst) = (input.as_slice(), y.slice());
-        py.detach(|| dst.copy_from_slice(src));
+        interrupt::detach(py, src.len(), || lec7rs_core::parallel::copy(src, dst))?.context("")?;
         return Ok((y.into_object(), None));
     }
-    let mut keep_shape = vec![1; shape.len()];
-    if row {
-        keep_shape[0] = shape[0];
-    }
+    let keep_shape: Vec<usize> = (0..shape.len())
+        .map(|axis| if row && axis == 0 { shape[0] } else { 1 })
+        .collect();
     let draws = mode.draws(shape.first().copied().unwrap_or(1));
     let (keep, mut rw) = new_mask(py, &keep_shape)?;
-    let draw = reserve(stream, draws as u64)?;
+    let words = draws as u64;
+    let draw = reserve(stream, words)?;
     let bytes = mask_bytes(&mut rw);
     let (src, dst) = (input.as_slice(), y.slice());
-    py.detach(|| kernels::stochastic_depth(src, dst, bytes, p, draw))
-        .context("")?;
+    let outcome = interrupt::detach(py, src.len(), || {
+        kernels::stochastic_depth(src, dst, bytes, p, draw)
+    });
+    settle(stream, draw, words, outcome)?;
     drop(rw);
     Ok((y.into_object(), Some(keep.into_any())))
 }
@@ -335,11 +357,27 @@ fn pool_typed<'py, T: Uniform + Element>(
     let out_shape = [n, c, out_h, out_w];
     let mut y = Output::<T>::new(py, &out_shape)?;
     let mut argmax = Output::<i64>::new(py, &out_shape)?;
-    let draw = reserve(stream, pool.words::<T>())?;
+    let words = pool.words::<T>();
+    let draw = reserve(stream, words)?;
     let (src, dst, idx) = (input.as_slice(), y.slice(), argmax.slice());
-    py.detach(|| kernels::fractional_max_pool2d(&pool, src, draw, dst, idx))
-        .context("")?;
+    let outcome = interrupt::detach(py, pool_work(&pool, src.len(), dst.len()), || {
+        kernels::fractional_max_pool2d(&pool, src, draw, dst, idx)
+    });
+    settle(stream, draw, words, outcome)?;
     Ok((y.into_object(), argmax.into_object()))
+}
+
+/// The input elements a pooling visits: every window of every output
+/// (overlapping windows of `kernel_h x kernel_w`), or about the input once
+/// (disjoint regions).
+fn pool_work(pool: &FractionalPool, input: usize, output: usize) -> usize {
+    if pool.overlapping {
+        output
+            .saturating_mul(pool.kernel_h)
+            .saturating_mul(pool.kernel_w)
+    } else {
+        input.saturating_add(output)
+    }
 }
 
 /// `fractional_max_pool2d_backward(dout, argmax, input_shape) -> dx`.
@@ -361,23 +399,25 @@ fn pool_backward_typed<'py, T: Uniform + Element>(
     input_shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = dout.py();
-    let grad = read::<T>(dout, Label::arg("dout"), typed_dtype::<T>())?;
-    let index = read_typed::<i64>(argmax, Label::arg("argmax"), &"an int64 NumPy array")?;
-    let [n, c, h, w] = nchw(input_shape, "input_shape")?;
-    let [gn, gc, out_h, out_w] = nchw(grad.shape(), "dout")?;
-    same_shape(
-        grad.shape(),
-        Label::arg("dout"),
-        index.shape(),
+    // Every shape is checked before either array is copied.
+    let dout_shape = shape_of(dout, Label::arg("dout"))?;
+    let index = read_typed_shaped::<i64>(
+        argmax,
         Label::arg("argmax"),
+        &"an int64 NumPy array",
+        &dout_shape,
+        Label::arg("dout"),
     )?;
+    let [n, c, h, w] = nchw(input_shape, "input_shape")?;
+    let [gn, gc, out_h, out_w] = nchw(&dout_shape, "dout")?;
     if (gn, gc) != (n, c) {
         return Err(value_error(format!(
             "dout has shape {} but input_shape is {}: N and C must match",
-            fmt_shape(grad.shape()),
+            fmt_shape(&dout_shape),
             fmt_shape(input_shape)
         )));
     }
+    let grad = read::<T>(dout, Label::arg("dout"), typed_dtype::<T>())?;
     let shape = PoolShape {
         n,
         c,
@@ -388,7 +428,9 @@ fn pool_backward_typed<'py, T: Uniform + Element>(
     };
     let mut dx = Output::<T>::new(py, input_shape)?;
     let (g, a, d) = (grad.as_slice(), index.as_slice(), dx.slice());
-    py.detach(|| kernels::fractional_max_pool2d_backward(shape, g, a, d))
-        .context("")?;
+    interrupt::detach(py, g.len().saturating_add(d.len()), || {
+        kernels::fractional_max_pool2d_backward(shape, g, a, d)
+    })?
+    .context("")?;
     Ok(dx.into_object())
 }

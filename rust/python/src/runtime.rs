@@ -3,7 +3,7 @@
 use lec7rs_core::{buffers, parallel, simd};
 use pyo3::prelude::*;
 
-use crate::errors::CoreResult;
+use crate::errors::{int_in, CoreResult};
 
 /// The instruction set the kernels dispatch to.
 #[pyfunction]
@@ -32,10 +32,17 @@ pub fn get_num_threads() -> usize {
     parallel::num_threads()
 }
 
+/// Sets the thread count; `ValueError` naming `n` for any int outside
+/// `1..=MAX_THREADS` (however large).
 #[pyfunction]
-pub fn set_num_threads(n: i64) -> PyResult<()> {
-    let n = usize::try_from(n).unwrap_or(0);
-    parallel::set_num_threads(n).context("n")
+pub fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    let n = int_in(
+        n,
+        "n (the number of threads)",
+        1,
+        parallel::MAX_THREADS as u64,
+    )?;
+    parallel::set_num_threads(n as usize).context("n")
 }
 
 /// Problems with `LEC7RS_SIMD` / `LEC7RS_NUM_THREADS` /

@@ -142,20 +142,18 @@ impl Jitter {
 pub fn jitter_params(draw: Draw, n: usize, jitter: &Jitter) -> Result<Vec<JitterParams>> {
     let words = words(draw, n, WORDS)?;
     let ranges = jitter.ranges();
-    Ok(words
-        .chunks_exact(WORDS)
-        .map(|w| {
-            let mut order = OPS;
-            for (k, &word) in w[..3].iter().enumerate() {
-                order.swap(k, k + below(word, 4 - k));
-            }
-            let factors = std::array::from_fn(|k| {
-                let r = ranges[k].1;
-                r.lo + (r.hi - r.lo) * unit(w[3 + k])
-            });
-            JitterParams { order, factors }
-        })
-        .collect())
+    let params = words.chunks_exact(WORDS).map(|w| {
+        let mut order = OPS;
+        for (k, &word) in w[..3].iter().enumerate() {
+            order.swap(k, k + below(word, 4 - k));
+        }
+        let factors = std::array::from_fn(|k| {
+            let r = ranges[k].1;
+            r.lo + (r.hi - r.lo) * unit(w[3 + k])
+        });
+        JitterParams { order, factors }
+    });
+    crate::alloc::collect(params, "the jitter parameters")
 }
 
 /// Writes `dst` (same sizes as `src`): each image jittered with its
@@ -173,15 +171,19 @@ pub fn color_jitter<T: Pixel>(
     super::crop::check_params_len("params", batch.n, params.len())?;
     let len = batch.image_len();
     let work = Images::new(src, dst, len, len);
-    parallel::for_each_task(work, len, |mut piece| {
+    parallel::try_for_each_task(work, len, |mut piece| {
+        let mut outcome = Ok(());
         piece.for_each(|i, s, d| {
-            let ops: Vec<Op> = params[i]
-                .order
-                .into_iter()
-                .filter(|&op| jitter.active(op))
-                .collect();
-            jitter_image(s, d, batch, &ops, &params[i].factors);
-        })
+            if outcome.is_ok() {
+                let ops: Vec<Op> = params[i]
+                    .order
+                    .into_iter()
+                    .filter(|&op| jitter.active(op))
+                    .collect();
+                outcome = jitter_image(s, d, batch, &ops, &params[i].factors);
+            }
+        });
+        outcome
     })
 }
 
@@ -207,13 +209,21 @@ fn step(op: Op, factors: &[f64; 4], mean: f64) -> Step {
     }
 }
 
-fn jitter_image<T: Pixel>(src: &[T], dst: &mut [T], batch: Batch, ops: &[Op], factors: &[f64; 4]) {
+/// Jitters one image; stops (with [`crate::Error::Cancelled`]) between
+/// rows when the call is cancelled.
+fn jitter_image<T: Pixel>(
+    src: &[T],
+    dst: &mut [T],
+    batch: Batch,
+    ops: &[Op],
+    factors: &[f64; 4],
+) -> Result<()> {
     let pixels = batch.h * batch.w;
     if ops.is_empty() || pixels == 0 {
         dst.copy_from_slice(src);
-        return;
+        return Ok(());
     }
-    let mut rows = vec![0f32; batch.c * batch.w];
+    let mut rows = crate::alloc::filled(batch.c * batch.w, 0f32, "a row of the image")?;
     vectorized(
         #[inline(always)]
         || {
@@ -242,6 +252,7 @@ fn jitter_image<T: Pixel>(src: &[T], dst: &mut [T], batch: Batch, ops: &[Op], fa
             pass(second_input, dst, batch, &after, None, &mut rows);
         },
     );
+    crate::cancel::check()
 }
 
 /// Applies `steps` to every row of `input` (or of `img` itself when
@@ -258,6 +269,9 @@ fn pass<T: Pixel>(
 ) {
     let w = batch.w;
     for y in 0..batch.h {
+        if crate::cancel::requested() {
+            return;
+        }
         load_row(input.unwrap_or(&*img), batch, y, rows);
         for &s in steps {
             apply::<T>(s, rows, w);

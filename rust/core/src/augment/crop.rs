@@ -136,15 +136,13 @@ pub(crate) fn check_params_len(what: &str, expected: usize, got: usize) -> Resul
 pub fn crop_params(draw: Draw, batch: Batch, spec: &CropSpec) -> Result<Vec<(usize, usize)>> {
     let (ph, pw) = spec.padded(batch);
     let words = words(draw, batch.n, WORDS)?;
-    Ok(words
-        .chunks_exact(WORDS)
-        .map(|w| {
-            (
-                below(w[0], ph - spec.out_h + 1),
-                below(w[1], pw - spec.out_w + 1),
-            )
-        })
-        .collect())
+    let offsets = words.chunks_exact(WORDS).map(|w| {
+        (
+            below(w[0], ph - spec.out_h + 1),
+            below(w[1], pw - spec.out_w + 1),
+        )
+    });
+    crate::alloc::collect(offsets, "the crop offsets")
 }
 
 /// Writes the crops `dst` (`batch` resized to the spec's output) of `src`

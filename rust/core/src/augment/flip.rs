@@ -26,14 +26,12 @@ pub enum FlipAxis {
 pub fn flip_params(draw: Draw, n: usize, p: f64) -> Result<Vec<bool>> {
     let keep = Keep::with_probability(p)?;
     let words = words(draw, n, WORDS)?;
-    Ok(words
-        .iter()
-        .map(|&w| match keep {
-            Keep::All => true,
-            Keep::None => false,
-            Keep::Below(t) => w < t,
-        })
-        .collect())
+    let flips = words.iter().map(|&w| match keep {
+        Keep::All => true,
+        Keep::None => false,
+        Keep::Below(t) => w < t,
+    });
+    crate::alloc::collect(flips, "the flips")
 }
 
 /// Writes `dst` (same sizes as `src`): image `i` mirrored along `axis` if

@@ -252,7 +252,8 @@ pub fn below(word: u32, n: usize) -> usize {
 
 /// The `n * k` words of a call for `n` images of `k` words each.
 pub(crate) fn words(draw: Draw, n: usize, k: usize) -> Result<Vec<u32>> {
-    let mut words = vec![0u32; n * k];
+    let len = crate::alloc::product(&[n, k], "the call's random words")?;
+    let mut words = crate::alloc::filled(len, 0u32, "the call's random words")?;
     fill_words(draw, 0, &mut words)?;
     Ok(words)
 }

@@ -123,10 +123,10 @@ pub fn resized_crop_params(
     spec: &ResizedCropSpec,
 ) -> Result<Vec<CropBox>> {
     let words = words(draw, batch.n, WORDS)?;
-    Ok(words
+    let boxes = words
         .chunks_exact(WORDS)
-        .map(|w| plan(w, batch.h, batch.w, spec))
-        .collect())
+        .map(|w| plan(w, batch.h, batch.w, spec));
+    crate::alloc::collect(boxes, "the crop boxes")
 }
 
 /// Python's `round` (ties to even) of a value >= 0, as an integer.
@@ -178,26 +178,30 @@ pub struct Taps {
     pub taps: usize,
 }
 
-/// The triangle filter's weights (see the module docs).
-pub fn taps(input: usize, output: usize, antialias: bool) -> Taps {
+/// The triangle filter's weights (see the module docs); an error if its
+/// tables do not fit in memory.
+pub fn taps(input: usize, output: usize, antialias: bool) -> Result<Taps> {
+    const WHAT: &str = "the resize filter's tables";
     let scale = input as f64 / output as f64;
     let fs = if antialias && scale > 1.0 { scale } else { 1.0 };
     let inv = 1.0 / fs;
     let center = |i: usize| (i as f64 + 0.5) * scale;
-    let (start, count): (Vec<usize>, Vec<usize>) = (0..output)
-        .map(|i| {
-            let c = center(i);
-            // `as i64` truncates toward zero, as C's `(int)` in Pillow.
-            let lo = ((c - fs + 0.5) as i64).max(0);
-            let hi = ((c + fs + 0.5) as i64).min(input as i64);
-            let n = (hi - lo).max(1) as usize;
-            let lo = (lo as usize).min(input - 1);
-            (lo, n.min(input - lo))
-        })
-        .unzip();
+    let mut start = crate::alloc::with_capacity(output, WHAT)?;
+    let mut count = crate::alloc::with_capacity(output, WHAT)?;
+    for i in 0..output {
+        let c = center(i);
+        // `as i64` truncates toward zero, as C's `(int)` in Pillow.
+        let lo = ((c - fs + 0.5) as i64).max(0);
+        let hi = ((c + fs + 0.5) as i64).min(input as i64);
+        let n = (hi - lo).max(1) as usize;
+        let lo = (lo as usize).min(input - 1);
+        start.push(lo);
+        count.push(n.min(input - lo));
+    }
     let taps = count.iter().copied().max().unwrap_or(1);
-    let mut weights = vec![0f32; output * taps];
-    let mut w: Vec<f64> = Vec::with_capacity(taps);
+    let len = crate::alloc::product(&[output, taps], WHAT)?;
+    let mut weights = crate::alloc::filled(len, 0f32, WHAT)?;
+    let mut w: Vec<f64> = crate::alloc::with_capacity(taps, WHAT)?;
     for (i, out) in weights.chunks_exact_mut(taps).enumerate() {
         let c = center(i);
         w.clear();
@@ -214,12 +218,12 @@ pub fn taps(input: usize, output: usize, antialias: bool) -> Taps {
             *o = if total != 0.0 { v / total } else { v } as f32;
         }
     }
-    Taps {
+    Ok(Taps {
         start,
         count,
         weights,
         taps,
-    }
+    })
 }
 
 /// Writes `dst` (`batch` resized to the spec's output): each image's `box`
@@ -242,8 +246,14 @@ pub fn resized_crop<T: Pixel>(
         return Err(Error::Shape("boxes: a box leaves the image".into()));
     }
     let work = Images::new(src, dst, batch.image_len(), out.image_len());
-    parallel::for_each_task(work, out.image_len(), |mut piece| {
-        piece.for_each(|i, s, d| resize_image(s, d, batch, spec, boxes[i]))
+    parallel::try_for_each_task(work, out.image_len(), |mut piece| {
+        let mut outcome = Ok(());
+        piece.for_each(|i, s, d| {
+            if outcome.is_ok() {
+                outcome = resize_image(s, d, batch, spec, boxes[i]);
+            }
+        });
+        outcome
     })
 }
 
@@ -269,10 +279,15 @@ const BLOCK: usize = 16;
 const WINDOW: usize = 32;
 
 impl RowFilter {
-    fn new(taps: &Taps, lanes: usize, zero: usize) -> Self {
-        let values = taps.start.len() * lanes;
-        let mut index = vec![vec![zero as i32; values]; taps.taps];
-        let mut weight = vec![vec![0f32; values]; taps.taps];
+    fn new(taps: &Taps, lanes: usize, zero: usize) -> Result<Self> {
+        const WHAT: &str = "the resize filter's tables";
+        let values = crate::alloc::product(&[taps.start.len(), lanes], WHAT)?;
+        let mut index = crate::alloc::with_capacity(taps.taps, WHAT)?;
+        let mut weight = crate::alloc::with_capacity(taps.taps, WHAT)?;
+        for _ in 0..taps.taps {
+            index.push(crate::alloc::filled(values, zero as i32, WHAT)?);
+            weight.push(crate::alloc::filled(values, 0f32, WHAT)?);
+        }
         for (x, (&start, &count)) in taps.start.iter().zip(&taps.count).enumerate() {
             for t in 0..count {
                 for c in 0..lanes {
@@ -284,7 +299,7 @@ impl RowFilter {
         // The zero slot (taps beyond a pixel's count) is not read through
         // the window: `permute` zeroes those lanes.
         let bases = if taps.taps == 2 {
-            index[0]
+            let bases = index[0]
                 .chunks_exact(BLOCK)
                 .zip(index[1].chunks_exact(BLOCK))
                 .map(|(a, b)| {
@@ -296,47 +311,51 @@ impl RowFilter {
                     } else {
                         -1
                     }
-                })
-                .collect()
+                });
+            crate::alloc::collect(bases, WHAT)?
         } else {
             Vec::new()
         };
-        RowFilter {
+        Ok(RowFilter {
             index,
             zero: zero as i32,
             weight,
             bases,
-        }
+        })
     }
 }
 
 /// The largest box side (times the lanes) for `i32` row indices.
 const MAX_ROW: usize = i32::MAX as usize - 1;
 
+/// Resizes one image's box; stops (with [`Error::Cancelled`]) between
+/// output rows when the call is cancelled.
 fn resize_image<T: Pixel>(
     src: &[T],
     dst: &mut [T],
     batch: Batch,
     spec: &ResizedCropSpec,
     b: CropBox,
-) {
+) -> Result<()> {
+    const WHAT: &str = "the resize buffers";
     let lanes = batch.lanes();
-    let ty = taps(b.height, spec.out_h, spec.antialias);
-    let tx = taps(b.width, spec.out_w, spec.antialias);
+    crate::alloc::check_fits(table_bytes(b, spec, lanes), "the resize filter's tables")?;
+    let ty = taps(b.height, spec.out_h, spec.antialias)?;
+    let tx = taps(b.width, spec.out_w, spec.antialias)?;
     let span = b.width * lanes;
-    let filter = RowFilter::new(&tx, lanes, span);
+    let filter = RowFilter::new(&tx, lanes, span)?;
     let (in_row, out_row) = (batch.w * lanes, spec.out_w * lanes);
     let (in_plane, out_plane) = (in_row * batch.h, out_row * spec.out_h);
     // The box's row after the vertical pass, a zero after it, and room for
     // the window of the last block.
-    let mut row = vec![0f32; span + 1 + WINDOW];
+    let mut row = crate::alloc::filled(span + 1 + WINDOW, 0f32, WHAT)?;
     let permute = permute::available();
     // Large outputs do not stay in cache: stream them (no read of the
     // destination lines before writing them), as dropout does.
     let stream = permute
         && batch.n * out_plane * batch.planes() * std::mem::size_of::<T>()
             >= crate::regularization::STREAM_MIN_BYTES;
-    let mut acc = vec![0f32; out_row];
+    let mut acc = crate::alloc::filled(out_row, 0f32, WHAT)?;
     vectorized(
         #[inline(always)]
         || {
@@ -345,6 +364,9 @@ fn resize_image<T: Pixel>(
                 .zip(dst.chunks_exact_mut(out_plane))
             {
                 for (y, d_row) in d.chunks_exact_mut(out_row).enumerate() {
+                    if crate::cancel::requested() {
+                        return;
+                    }
                     let first = b.top + ty.start[y];
                     let weights = &ty.weights[y * ty.taps..][..ty.count[y]];
                     let at = |t: usize| (first + t) * in_row + b.left * lanes;
@@ -402,6 +424,45 @@ fn resize_image<T: Pixel>(
     if stream {
         permute::fence();
     }
+    crate::cancel::check()
+}
+
+/// About the bytes of the tables and buffers [`resize_image`] allocates for
+/// box `b` (an upper bound on the taps), to refuse them before any is
+/// allocated when they cannot fit together.
+fn table_bytes(b: CropBox, spec: &ResizedCropSpec, lanes: usize) -> usize {
+    let max_taps = |input: usize, output: usize| {
+        let scale = input as f64 / output as f64;
+        let fs = if spec.antialias && scale > 1.0 {
+            scale
+        } else {
+            1.0
+        };
+        ((2.0 * fs).ceil() as usize)
+            .saturating_add(2)
+            .min(input.max(1))
+    };
+    let axis = |input: usize, output: usize| {
+        let taps = max_taps(input, output);
+        (
+            output,
+            taps,
+            output.saturating_mul(taps.saturating_mul(4).saturating_add(16)),
+        )
+    };
+    let (_, _, y_bytes) = axis(b.height, spec.out_h);
+    let (out_w, taps_x, x_bytes) = axis(b.width, spec.out_w);
+    let values = out_w.saturating_mul(lanes);
+    let row_filter = values.saturating_mul(taps_x).saturating_mul(8);
+    let rows = b
+        .width
+        .saturating_mul(lanes)
+        .saturating_add(values)
+        .saturating_mul(4);
+    y_bytes
+        .saturating_add(x_bytes)
+        .saturating_add(row_filter)
+        .saturating_add(rows)
 }
 
 /// `row = w * src` (first tap) or `row += w * src`.
@@ -643,27 +704,27 @@ mod tests {
 
     #[test]
     fn upscaling_is_bilinear_with_clamped_borders() {
-        let t = taps(2, 4, true);
+        let t = taps(2, 4, true).unwrap();
         assert_eq!(t.start, [0, 0, 0, 1]);
         // Centres at 0.25, 0.75, 1.25, 1.75 (in pixel units: -0.25, 0.25, 0.75, 1.25).
         assert_eq!(t.weights[0..2], [1.0, 0.0]);
         assert_eq!(t.weights[t.taps..t.taps + 2], [0.75, 0.25]);
         assert_eq!(t.weights[2 * t.taps..2 * t.taps + 2], [0.25, 0.75]);
         assert_eq!(t.weights[3 * t.taps], 1.0);
-        assert_eq!(taps(2, 4, false), t);
+        assert_eq!(taps(2, 4, false).unwrap(), t);
     }
 
     #[test]
     fn downscaling_antialias_averages() {
         // 4 -> 2 with antialias: a triangle of half-width 2 over 3 pixels
         // (weights 1/8, 3/8, 3/8, 1/8 truncated by the window).
-        let t = taps(4, 2, true);
+        let t = taps(4, 2, true).unwrap();
         assert_eq!(t.start, [0, 1]);
         assert_eq!(t.count, [3, 3]);
         let w0 = &t.weights[..3];
         assert!((w0[0] - 3.0 / 7.0).abs() < 1e-7 && (w0[2] - 1.0 / 7.0).abs() < 1e-7);
         // Without antialias: bilinear at 0.5 and 2.5 -> pixels (0, 1) and (2, 3) halved.
-        let t = taps(4, 2, false);
+        let t = taps(4, 2, false).unwrap();
         assert_eq!(t.start, [0, 2]);
         assert_eq!(t.weights[..2], [0.5, 0.5]);
     }

@@ -15,8 +15,9 @@
 //! the new direction `-H+ g` follows from `H g` and `H y` by the formula
 //! above in O(n).
 
-use super::lbfgs::{alloc_zeroed, physical_memory};
+use super::lbfgs::alloc_zeroed;
 use super::reduce::{pass, pass_inline, Body, In, Out};
+use crate::alloc::physical_memory;
 use crate::error::Result;
 use crate::parallel;
 use crate::simd::{Lanes, Real};

@@ -364,21 +364,30 @@ impl<T: Real> History<T> {
                 expected: "an integer >= 1",
             });
         }
-        let len = (m + 1)
+        let slots = m
+            .checked_add(1)
+            .ok_or_else(|| oom("the L-BFGS history", usize::MAX))?;
+        let len = slots
             .checked_mul(n)
             .ok_or_else(|| oom("the L-BFGS history", usize::MAX))?;
+        // The (m + 1)^2 matrices of the compact representation: what limits
+        // m when n is small.
+        let square = slots
+            .checked_mul(slots)
+            .ok_or_else(|| oom("the L-BFGS history's (m + 1)^2 matrices", usize::MAX))?;
+        const MATRICES: &str = "the L-BFGS history's (m + 1)^2 matrices";
         Ok(History {
             n,
             m,
             s: alloc_zeroed(len, "the L-BFGS history (s)")?,
             y: alloc_zeroed(len, "the L-BFGS history (y)")?,
-            rho: vec![0.0; m + 1],
-            order: Vec::with_capacity(m),
+            rho: alloc_zeroed(slots, "the L-BFGS history")?,
+            order: crate::alloc::with_capacity(slots, "the L-BFGS history")?,
             spare: 0,
             gamma: 1.0,
-            sy: vec![0.0; (m + 1) * (m + 1)],
-            yy: vec![0.0; (m + 1) * (m + 1)],
-            stale: Vec::with_capacity(m),
+            sy: alloc_zeroed(square, MATRICES)?,
+            yy: alloc_zeroed(square, MATRICES)?,
+            stale: crate::alloc::with_capacity(slots, "the L-BFGS history")?,
         })
     }
 
@@ -498,14 +507,17 @@ impl<T: Real> History<T> {
         let b: Vec<f64> = sums.chunks_exact(per).map(|c| c[1]).collect();
         let gamma = self.gamma;
         // R (read above the diagonal) and Y'Y in the ring's order.
-        let square = |mat: &[f64]| -> Vec<f64> {
+        let square = |mat: &[f64]| -> Result<Vec<f64>> {
             let order = &self.order;
-            order
-                .iter()
-                .flat_map(|&oi| order.iter().map(move |&oj| mat[oi * w + oj]))
-                .collect()
+            let mut out = crate::alloc::with_capacity(k * k, "the L-BFGS k x k matrices")?;
+            out.extend(
+                order
+                    .iter()
+                    .flat_map(|&oi| order.iter().map(move |&oj| mat[oi * w + oj])),
+            );
+            Ok(out)
         };
-        let (r, yy) = (square(&self.sy), square(&self.yy));
+        let (r, yy) = (square(&self.sy)?, square(&self.yy)?);
         let (u, p) = compact(&r, &yy, &a, &b, gamma);
         // d = -(gamma g + S p - gamma Y u).
         let cs: Vec<T> = p.iter().map(|&v| T::from_f64(-v)).collect();
@@ -550,6 +562,7 @@ pub(crate) fn alloc_zeroed<T: Real>(len: usize, what: &str) -> Result<Vec<T>> {
     if len == 0 {
         return Ok(Vec::new());
     }
+    crate::alloc::check_fits(bytes, what)?;
     let layout = std::alloc::Layout::array::<T>(len).map_err(|_| oom(what, bytes))?;
     // SAFETY: `layout` has a non-zero size; all-zero bits are 0.0 for f32
     // and f64; the pointer comes from the global allocator with the layout
@@ -561,24 +574,6 @@ pub(crate) fn alloc_zeroed<T: Real>(len: usize, what: &str) -> Result<Vec<T>> {
         }
         Ok(Vec::from_raw_parts(ptr, len, len))
     }
-}
-
-/// The machine's physical memory in bytes, if known.
-pub(crate) fn physical_memory() -> Option<usize> {
-    #[cfg(unix)]
-    {
-        // SAFETY: sysconf has no preconditions.
-        let (pages, size) = unsafe {
-            (
-                libc::sysconf(libc::_SC_PHYS_PAGES),
-                libc::sysconf(libc::_SC_PAGESIZE),
-            )
-        };
-        if pages > 0 && size > 0 {
-            return (pages as usize).checked_mul(size as usize);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub mod stream;
 pub mod uniform;
 
 pub use bernoulli::{fill_bernoulli, Keep};
-pub use stream::{Draw, Stream, ALGORITHM};
+pub use stream::{Draw, Stream, ALGORITHM, MAX_SPAWN};
 pub use uniform::{fill_uniform, fill_words, Uniform};
 
 use crate::parallel::{split_mut, Split};

@@ -12,6 +12,11 @@ pub const ALGORITHM: &str = "philox4x32-10";
 /// draw under the same key reaches such a counter only after 2^126 blocks.
 const SPAWN_DOMAIN: u32 = 0x5350_574e;
 
+/// The most children one [`Stream::spawn`] call makes (about a million):
+/// more than any use of independent streams needs, and few enough that
+/// their Python objects (about 100 MB) cannot exhaust memory by accident.
+pub const MAX_SPAWN: u64 = 1 << 20;
+
 /// A counter-based random stream.
 ///
 /// Every call that draws reserves a fresh range of block counters
@@ -75,6 +80,19 @@ impl Stream {
         Ok(draw)
     }
 
+    /// Gives back the reservation `draw` of `words` words (a call that was
+    /// cancelled before its results were returned), if it is still the
+    /// last one: the stream is then as before the call. Returns whether it
+    /// was given back.
+    pub fn release(&mut self, draw: Draw, words: u64) -> bool {
+        let last = draw.key == self.key
+            && draw.start.checked_add(Self::blocks_for(words)) == Some(self.counter);
+        if last {
+            self.counter = draw.start;
+        }
+        last
+    }
+
     /// `n` independent child streams. Child `i` (counting every child this
     /// stream has spawned, so repeated calls give new children) gets the
     /// key made of the first two words of the Philox block of counter
@@ -83,23 +101,32 @@ impl Stream {
     ///
     /// Keys have 64 bits: among `m` streams, two share a key with
     /// probability about `m^2 / 2^65` (3e-8 for a million streams).
+    ///
+    /// At most [`MAX_SPAWN`] children per call; the list is allocated
+    /// fallibly. Fails, changing nothing, on either limit.
     pub fn spawn(&mut self, n: u64) -> Result<Vec<Stream>> {
+        if n > MAX_SPAWN {
+            return Err(Error::InvalidHyperparameter {
+                name: "n".into(),
+                value: n as f64,
+                expected: "at most 2**20 children per spawn call",
+            });
+        }
         let end = self.spawned.checked_add(n).ok_or_else(|| {
             Error::Random(format!(
                 "cannot spawn {n} more streams ({} spawned so far)",
                 self.spawned
             ))
         })?;
-        let children = (self.spawned..end)
-            .map(|i| {
-                let words = block([i as u32, (i >> 32) as u32, 0, SPAWN_DOMAIN], self.key);
-                Stream {
-                    key: [words[0], words[1]],
-                    counter: 0,
-                    spawned: 0,
-                }
-            })
-            .collect();
+        let mut children = crate::alloc::with_capacity(n as usize, "the spawned streams")?;
+        children.extend((self.spawned..end).map(|i| {
+            let words = block([i as u32, (i >> 32) as u32, 0, SPAWN_DOMAIN], self.key);
+            Stream {
+                key: [words[0], words[1]],
+                counter: 0,
+                spawned: 0,
+            }
+        }));
         self.spawned = end;
         Ok(children)
     }
@@ -135,6 +162,27 @@ mod tests {
         let before = s;
         assert!(matches!(s.reserve(1), Err(Error::Random(_))));
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn huge_spawns_are_refused_and_change_nothing() {
+        let mut s = Stream::new(7);
+        assert!(s.spawn(MAX_SPAWN + 1).is_err());
+        assert!(s.spawn(1 << 62).is_err());
+        s.spawned = u64::MAX - 1;
+        assert!(s.spawn(2).is_err());
+        assert_eq!(s.spawned, u64::MAX - 1);
+    }
+
+    #[test]
+    fn only_the_last_reservation_is_released() {
+        let mut s = Stream::new(1);
+        let a = s.reserve(100).unwrap();
+        let b = s.reserve(10).unwrap();
+        assert!(!s.release(a, 100));
+        assert!(s.release(b, 10));
+        assert!(s.release(a, 100));
+        assert_eq!(s.counter, 0);
     }
 
     #[test]

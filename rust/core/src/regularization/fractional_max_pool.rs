@@ -39,6 +39,8 @@
 //! in output order. Planes run in parallel; each plane is computed the same
 //! way whatever the threads.
 
+use crate::alloc;
+use crate::cancel;
 use crate::error::{Error, Result};
 use crate::parallel::{self, split_mut, split_ref, Split};
 use crate::random::{fill_words, Draw, Uniform};
@@ -65,6 +67,23 @@ impl PoolShape {
     fn out_plane(&self) -> usize {
         self.out_h * self.out_w
     }
+
+    /// Elements of the input, `N * C * H * W`.
+    fn input_len(&self) -> Result<usize> {
+        elements(&[self.n, self.c, self.h, self.w], "x")
+    }
+
+    /// Elements of the output, `N * C * H_out * W_out`.
+    fn output_len(&self) -> Result<usize> {
+        elements(&[self.n, self.c, self.out_h, self.out_w], "output_size")
+    }
+}
+
+fn elements(sizes: &[usize], what: &str) -> Result<usize> {
+    sizes
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Shape(format!("{what}: the pooling's arrays are too large")))
 }
 
 /// A fractional max pooling: sizes, kernel and sequence choices.
@@ -118,7 +137,8 @@ impl FractionalPool {
                 )));
             }
         }
-        Ok(())
+        s.input_len()?;
+        s.output_len().map(|_| ())
     }
 
     /// Random words per plane for element type `T`.
@@ -132,12 +152,12 @@ impl FractionalPool {
 
     /// Random words of the whole call (what the caller must reserve).
     pub fn words<T: Uniform>(&self) -> u64 {
-        self.shape.planes() as u64 * self.words_per_plane::<T>() as u64
+        (self.shape.planes() as u64).saturating_mul(self.words_per_plane::<T>() as u64)
     }
 
     /// The windows of one plane along one dimension, from that plane's
     /// share of the draw.
-    fn windows<T: Uniform>(&self, height: bool, words: &[u32]) -> Vec<(usize, usize)> {
+    fn windows<T: Uniform>(&self, height: bool, words: &[u32]) -> Result<Vec<(usize, usize)>> {
         let s = &self.shape;
         let (input, output, k) = if height {
             (s.h, s.out_h, self.kernel_h)
@@ -152,36 +172,35 @@ impl FractionalPool {
         } else {
             &words[..s.out_w]
         };
+        const WHAT: &str = "the pooling windows";
         match (self.overlapping, self.pseudo_random) {
-            (true, true) => generate_intervals(T::from_words(words), input, output, k)
-                .into_iter()
-                .map(|start| (start, k))
-                .collect(),
+            (true, true) => {
+                let starts = generate_intervals(T::from_words(words), input, output, k)?;
+                alloc::collect(starts.into_iter().map(|start| (start, k)), WHAT)
+            }
             (true, false) => {
-                let increments = shuffled_increments(input - k, output - 1, words);
+                let increments = shuffled_increments(input - k, output - 1, words)?;
                 let mut start = 0;
-                let mut windows = Vec::with_capacity(output);
+                let mut windows = alloc::with_capacity(output, WHAT)?;
                 windows.push((if output == 1 { input - k } else { 0 }, k));
                 for inc in increments {
                     start += inc;
                     windows.push((start, k));
                 }
-                windows
+                Ok(windows)
             }
             (false, pseudo) => {
                 let increments = if pseudo {
-                    exact_increments::<T>(T::from_words(words), input, output)
+                    exact_increments::<T>(T::from_words(words), input, output)?
                 } else {
-                    shuffled_increments(input, output, words)
+                    shuffled_increments(input, output, words)?
                 };
                 let mut start = 0;
-                increments
-                    .into_iter()
-                    .map(|inc| {
-                        start += inc;
-                        (start - inc, inc)
-                    })
-                    .collect()
+                let windows = increments.into_iter().map(|inc| {
+                    start += inc;
+                    (start - inc, inc)
+                });
+                alloc::collect(windows, WHAT)
             }
         }
     }
@@ -189,8 +208,8 @@ impl FractionalPool {
 
 /// ATen's `generate_intervals`, in the element type: the window starts of
 /// PyTorch's fractional max pooling for sample `u`.
-fn generate_intervals<T: Real>(u: T, input: usize, output: usize, k: usize) -> Vec<usize> {
-    let mut starts = vec![0; output];
+fn generate_intervals<T: Real>(u: T, input: usize, output: usize, k: usize) -> Result<Vec<usize>> {
+    let mut starts = alloc::filled(output, 0, "the pooling windows")?;
     if output > 1 {
         let t = |v: usize| T::from_f64(v as f64);
         let alpha = t(input - k).div(t(output - 1));
@@ -201,35 +220,33 @@ fn generate_intervals<T: Real>(u: T, input: usize, output: usize, k: usize) -> V
         }
     }
     starts[output - 1] = input - k;
-    starts
+    Ok(starts)
 }
 
 /// Increments `floor((i + 1 + u) n / m) - floor((i + u) n / m)`, exactly.
-fn exact_increments<T: Uniform>(u: T, input: usize, output: usize) -> Vec<usize> {
+fn exact_increments<T: Uniform>(u: T, input: usize, output: usize) -> Result<Vec<usize>> {
     // `u = num / 2^BITS` exactly.
     let num = (u.to_f64() * 2f64.powi(T::BITS as i32)) as u128;
     let den = (output as u128) << T::BITS;
     let boundary = |i: usize| (((i as u128) << T::BITS) + num) * input as u128 / den;
-    (0..output)
-        .map(|i| (boundary(i + 1) - boundary(i)) as usize)
-        .collect()
+    let increments = (0..output).map(|i| (boundary(i + 1) - boundary(i)) as usize);
+    alloc::collect(increments, "the pooling windows")
 }
 
 /// `count` increments summing to `total` (`total / count` and one more),
 /// shuffled with words `0 .. count - 1`.
-fn shuffled_increments(total: usize, count: usize, words: &[u32]) -> Vec<usize> {
+fn shuffled_increments(total: usize, count: usize, words: &[u32]) -> Result<Vec<usize>> {
     if count == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let (q, r) = (total / count, total % count);
-    let mut inc: Vec<usize> = (0..count)
-        .map(|i| q + usize::from(i >= count - r))
-        .collect();
+    let increments = (0..count).map(|i| q + usize::from(i >= count - r));
+    let mut inc = alloc::collect(increments, "the pooling windows")?;
     for (i, &word) in (1..count).rev().zip(words) {
         let j = ((u64::from(word) * (i as u64 + 1)) >> 32) as usize;
         inc.swap(i, j);
     }
-    inc
+    Ok(inc)
 }
 
 /// The arrays of a run of planes, forward.
@@ -265,6 +282,10 @@ impl<T: Send + Sync> Split for Planes<'_, T> {
     }
 }
 
+/// Input elements scanned between two checks for cancellation (a window
+/// of a huge kernel alone can be millions).
+const SCAN_PER_CHECK: usize = 1 << 18;
+
 /// Pools one plane. (An index loop: with `zip` LLVM brings the branch
 /// back, and the scan runs at half speed.)
 #[allow(clippy::needless_range_loop)]
@@ -274,13 +295,19 @@ fn pool_plane<T: Uniform>(
     y: &mut [T],
     argmax: &mut [i64],
     words: &[u32],
-) {
+) -> Result<()> {
     let width = pool.shape.w;
-    let rows = pool.windows::<T>(true, words);
-    let cols = pool.windows::<T>(false, words);
+    let rows = pool.windows::<T>(true, words)?;
+    let cols = pool.windows::<T>(false, words)?;
     let mut out = 0;
+    let mut scanned = 0;
     for &(h0, hl) in &rows {
         for &(w0, wl) in &cols {
+            scanned += hl * wl;
+            if scanned >= SCAN_PER_CHECK {
+                cancel::check()?;
+                scanned = 0;
+            }
             let mut best = T::from_f64(f64::NEG_INFINITY);
             let mut at = h0 * width + w0;
             for h in h0..h0 + hl {
@@ -300,6 +327,7 @@ fn pool_plane<T: Uniform>(
             out += 1;
         }
     }
+    Ok(())
 }
 
 /// Fractional max pooling of `x` (NCHW, C-contiguous) into `y` and `argmax`
@@ -314,10 +342,11 @@ pub fn fractional_max_pool2d<T: Uniform>(
 ) -> Result<()> {
     pool.validate()?;
     let s = pool.shape;
-    check_len("x", s.planes() * s.in_plane(), x.len())?;
-    check_len("y", s.planes() * s.out_plane(), y.len())?;
-    check_len("argmax", s.planes() * s.out_plane(), argmax.len())?;
-    let mut words = vec![0u32; pool.words::<T>() as usize];
+    check_len("x", s.input_len()?, x.len())?;
+    check_len("y", s.output_len()?, y.len())?;
+    check_len("argmax", s.output_len()?, argmax.len())?;
+    let n_words = usize::try_from(pool.words::<T>()).unwrap_or(usize::MAX);
+    let mut words = alloc::filled(n_words, 0u32, "the pooling's random words")?;
     fill_words(draw, 0, &mut words)?;
     let words_per_plane = pool.words_per_plane::<T>();
     let work = Planes {
@@ -328,7 +357,7 @@ pub fn fractional_max_pool2d<T: Uniform>(
         pool,
         words_per_plane,
     };
-    parallel::for_each_task(work, s.in_plane() + s.out_plane(), |p| {
+    parallel::try_for_each_task(work, s.in_plane() + s.out_plane(), |p| {
         let (ip, op) = (s.in_plane(), s.out_plane());
         for i in 0..p.len() {
             pool_plane(
@@ -337,8 +366,9 @@ pub fn fractional_max_pool2d<T: Uniform>(
                 &mut p.y[i * op..(i + 1) * op],
                 &mut p.argmax[i * op..(i + 1) * op],
                 &p.words[i * words_per_plane..(i + 1) * words_per_plane],
-            );
+            )?;
         }
+        Ok(())
     })
 }
 
@@ -386,9 +416,9 @@ pub fn fractional_max_pool2d_backward<T: Real>(
     argmax: &[i64],
     dx: &mut [T],
 ) -> Result<()> {
-    check_len("dout", shape.planes() * shape.out_plane(), dout.len())?;
+    check_len("dout", shape.output_len()?, dout.len())?;
     check_len("argmax", dout.len(), argmax.len())?;
-    check_len("dx", shape.planes() * shape.in_plane(), dx.len())?;
+    check_len("dx", shape.input_len()?, dx.len())?;
     let limit = shape.in_plane() as i64;
     if let Some((i, &bad)) = argmax
         .iter()
@@ -452,14 +482,14 @@ mod tests {
     #[test]
     fn pytorch_intervals() {
         // alpha = (25 - 2) / (16 - 1) in f32; u = 0.5.
-        let starts = generate_intervals(0.5f32, 25, 16, 2);
+        let starts = generate_intervals(0.5f32, 25, 16, 2).unwrap();
         assert_eq!(starts.len(), 16);
         assert_eq!(starts[0], 0);
         assert_eq!(starts[15], 23);
         for pair in starts.windows(2) {
             assert!((1..=2).contains(&(pair[1] - pair[0])), "{starts:?}");
         }
-        assert_eq!(generate_intervals(0.3f64, 10, 1, 3), vec![7]);
+        assert_eq!(generate_intervals(0.3f64, 10, 1, 3).unwrap(), vec![7]);
     }
 
     #[test]
@@ -467,7 +497,7 @@ mod tests {
         for (input, output) in [(25, 16), (10, 10), (7, 3), (100, 1), (31, 30)] {
             for num in [0u32, 1, 1 << 23, (1 << 24) - 1] {
                 let u = num as f32 / (1u32 << 24) as f32;
-                let inc = exact_increments(u, input, output);
+                let inc = exact_increments(u, input, output).unwrap();
                 assert_eq!(inc.iter().sum::<usize>(), input);
                 let (lo, hi) = (input / output, input.div_ceil(output));
                 assert!(inc.iter().all(|&i| i == lo || i == hi), "{inc:?}");
@@ -475,7 +505,7 @@ mod tests {
             let words: Vec<u32> = (0..output as u32)
                 .map(|i| i.wrapping_mul(0x9E37_79B9))
                 .collect();
-            let inc = shuffled_increments(input, output, &words);
+            let inc = shuffled_increments(input, output, &words).unwrap();
             assert_eq!(inc.iter().sum::<usize>(), input);
         }
     }
@@ -497,7 +527,7 @@ mod tests {
             for overlapping in [true, false] {
                 let p = pool(9, 5, 3, pseudo, overlapping);
                 for height in [true, false] {
-                    let windows = p.windows::<f64>(height, &words);
+                    let windows = p.windows::<f64>(height, &words).unwrap();
                     assert_eq!(windows.len(), 5);
                     assert!(windows.iter().all(|&(s, l)| l >= 1 && s + l <= 9));
                     assert_eq!(windows[4].0 + windows[4].1, 9);
