@@ -237,3 +237,31 @@ def test_many_groups_and_tensors_build_and_step():
     opt = optim.SGD([{"params": [q]} for q in params], lr=0.1, momentum=0.9)
     opt.step([np.ones(3, np.float32)] * len(params))
     assert opt.state[len(params) - 1]["step"] == 1
+
+
+def test_polyak_average_snapshots_during_updates_are_never_torn():
+    from lec7rs.averaging import PolyakAverage
+
+    n = 300_000
+    p = np.zeros(n, np.float32)
+    avg = PolyakAverage([p], decay=0.5)
+    torn = []
+
+    def updater():
+        for k in range(40):
+            p[...] = k  # (the params move between updates, as in training)
+            avg.update()
+
+    def snapper():
+        for _ in range(60):
+            a = avg.state_dict()["averages"][0]
+            if not (a == a[0]).all():
+                torn.append(a[0])
+
+    threads = [threading.Thread(target=f) for f in (updater, snapper)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not torn
+    assert avg.n_averaged == 40

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
+import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
@@ -17,6 +20,20 @@ from ._state import STATE_DICT_VERSION, check_arrays, check_header, check_names
 # The most updates counted: PyTorch's int64 ``n_averaged``. Far beyond any
 # run, and the bound that keeps the count a 64-bit integer in Rust.
 MAX_UPDATES = (1 << 63) - 1
+
+
+# A lock held by a parent's thread at fork would never be released in the
+# child: every average gets a new one there.
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def _renew_locks() -> None:
+    for avg in list(_LIVE):
+        avg._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks)
 
 
 class PolyakAverage:
@@ -69,6 +86,10 @@ class PolyakAverage:
         self._averages = [p.copy() for p in self._params.arrays]
         self.n_averaged = 0
         self._applied = False
+        # update / state_dict / load_state_dict / applied are serialised:
+        # a snapshot taken during another thread's update is never torn.
+        self._lock = threading.RLock()
+        _LIVE.add(self)
 
     @property
     def averages(self) -> Any:
@@ -77,6 +98,10 @@ class PolyakAverage:
 
     def update(self) -> None:
         """Folds the current params into the averages (one call into Rust)."""
+        with self._lock:
+            self._update()
+
+    def _update(self) -> None:
         if self._applied:
             raise RuntimeError("update() inside applied(): the params hold the averages there")
         n = self.n_averaged
@@ -93,23 +118,29 @@ class PolyakAverage:
         restores the params exactly, also when the block raises. What the
         block writes into the params is discarded; the averages are not
         touched. Needs one temporary copy of the params."""
-        if self._applied:
-            raise RuntimeError("applied() is already active for this average")
-        params = self._params.arrays
-        saved = [p.copy() for p in params]
-        self._applied = True
-        try:
+        with self._lock:
+            if self._applied:
+                raise RuntimeError("applied() is already active for this average")
+            params = self._params.arrays
+            saved = [p.copy() for p in params]
+            self._applied = True
             for p, a in zip(params, self._averages):
                 np.copyto(p, a)
+        try:
             yield
         finally:
-            for p, s in zip(params, saved):
-                np.copyto(p, s)
-            self._applied = False
+            with self._lock:
+                for p, s in zip(params, saved):
+                    np.copyto(p, s)
+                self._applied = False
 
     def state_dict(self) -> dict:
         """A snapshot (copies): ``decay``, ``n_averaged``, ``param_names``
         and ``averages`` (a list aligned with the params)."""
+        with self._lock:
+            return self._state_dict()
+
+    def _state_dict(self) -> dict:
         return {
             "averager": type(self).__name__,
             "version": STATE_DICT_VERSION,
@@ -123,7 +154,8 @@ class PolyakAverage:
         """Restores a ``state_dict()`` (the averages are copied into the live
         arrays); later updates continue bit-identically. A dict that does not
         fit raises ``ValueError`` and changes nothing."""
-        self._stage_load_state_dict(state_dict)()
+        with self._lock:
+            self._stage_load_state_dict(state_dict)()
 
     def _stage_load_state_dict(self, state_dict: Mapping[str, Any]) -> Callable[[], None]:
         """Checks everything, changes nothing, returns the commit (which cannot fail)."""
@@ -143,10 +175,11 @@ class PolyakAverage:
         )
 
         def commit() -> None:
-            for mine, saved in zip(self._averages, averages):
-                np.copyto(mine, saved)
-            self.decay = decay
-            self.n_averaged = int(n)
+            with self._lock:
+                for mine, saved in zip(self._averages, averages):
+                    np.copyto(mine, saved)
+                self.decay = decay
+                self.n_averaged = int(n)
 
         return commit
 
