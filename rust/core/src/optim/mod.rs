@@ -12,6 +12,7 @@
 //! are cut into fixed chunks that run in parallel together. `rule.rs` says
 //! how a rule is described (once) and drives the element-wise ones.
 
+pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod finite;
@@ -19,6 +20,7 @@ pub mod rmsprop;
 pub mod rule;
 pub mod sgd;
 
+pub use adafactor::{Adafactor, AdafactorHyper};
 pub use adagrad::{Adagrad, AdagradHyper};
 pub use adam::{Adam, AdamHyper};
 pub use finite::all_finite;
