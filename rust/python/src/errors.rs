@@ -17,6 +17,7 @@ pub fn core(context: &str, err: Error) -> PyErr {
     };
     match err {
         Error::InvalidHyperparameter { .. }
+        | Error::InvalidChoice { .. }
         | Error::LengthMismatch { .. }
         | Error::MissingState { .. }
         | Error::Threads(_)
