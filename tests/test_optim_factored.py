@@ -1,7 +1,7 @@
-"""Adafactor: an update rule whose step needs whole-tensor reductions (row
-and column sums, norms).
+"""Adafactor and Muon: the update rules whose step needs whole-tensor
+reductions (row / column sums, norms) or matrix products.
 
-Its results cannot be bit-identical to the NumPy reference (NumPy and BLAS
+Their results cannot be bit-identical to the NumPy reference (NumPy and BLAS
 sum in other orders), so unlike the rows of ``cases.py`` they are compared
 to it with a tolerance: 50 steps, rtol 1e-5 in float32 and 1e-12 in float64
 (with ``atol = rtol * max(1, max |expected|)``, as
@@ -321,4 +321,175 @@ def test_adafactor_bad_step_changes_nothing():
     assert_unchanged(opt, before)
     with pytest.raises(TypeError, match=r"grads\[0\]"):
         opt.step([np.ones(p.shape, np.float64), np.ones_like(v)])
+    assert_unchanged(opt, before)
+
+
+# ---------------------------------------------------------------------------
+# Muon
+# ---------------------------------------------------------------------------
+
+# Wide, tall (transposed inside), square, one row, one column.
+MUON_SHAPES = [(7, 9), (9, 7), (64, 33), (33, 64), (5, 5), (1, 17), (17, 1)]
+MUON_BIG = [(300, 200), (200, 300), (128, 128), (64, 33), (5, 7)]
+
+MUON_CASES = [
+    dict(),
+    dict(nesterov=False, weight_decay=0.0),
+    dict(momentum=0.5, lr=0.02, adjust_lr_fn="match_rms_adamw"),
+    dict(adjust_lr_fn="original", ns_steps=2, ns_coefficients=(2.0, -1.5, 0.5)),
+    # No iteration, and an eps above the norm: X = U / eps.
+    dict(ns_steps=0, eps=1e3),
+    dict(momentum=0.0, weight_decay=0.3, lr=1e-2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", MUON_CASES, ids=_id)
+def test_muon_matches_reference(kw, dtype, rng):
+    compare_with_reference(optim.Muon, ref.torch_muon, kw, MUON_SHAPES, dtype, rng)
+
+
+def test_muon_update_is_orthogonalized():
+    rng = np.random.default_rng(8)
+    for shape in [(40, 70), (70, 40)]:
+        p = np.zeros(shape)
+        optim.Muon([p], lr=1.0, weight_decay=0.0).step([rng.standard_normal(shape)])
+        s = np.linalg.svd(-p / np.sqrt(max(1, shape[0] / shape[1])), compute_uv=False)
+        assert np.all((s > 0.5) & (s < 1.3)), s
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_muon_threads_are_bit_identical(dtype):
+    kw = dict(lr=0.02)
+    with threads(1):
+        want = trajectory(optim.Muon, kw, MUON_BIG, dtype, steps=6)
+    for n in (2, 3):
+        with threads(n):
+            assert_same(trajectory(optim.Muon, kw, MUON_BIG, dtype, steps=6), want)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_muon_simd_levels_are_bit_identical(dtype, level):
+    kw = dict(nesterov=True, adjust_lr_fn="match_rms_adamw")
+    with simd("scalar"):
+        want = trajectory(optim.Muon, kw, MUON_SHAPES, dtype)
+    with simd(level):
+        assert_same(trajectory(optim.Muon, kw, MUON_SHAPES, dtype), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_muon_state_dict_resume_is_bit_identical(dtype):
+    resume_is_bit_identical(optim.Muon, dict(lr=0.02), MUON_SHAPES, dtype)
+
+
+def test_muon_state_dict_has_no_step_like_torch():
+    p = np.ones((3, 4), np.float32)
+    opt = optim.Muon([p])
+    opt.step([np.ones_like(p)])
+    state = opt.state_dict()["state"]
+    assert set(state[0]) == {"momentum_buffer"}
+    np.testing.assert_array_equal(state[0]["momentum_buffer"], np.full((3, 4), 0.05, np.float32))
+
+
+def test_muon_grad_scale_reads_grad_times_scale():
+    rng = np.random.default_rng(2)
+    shapes = [(7, 9), (9, 7)]
+    a = draw(rng, shapes, np.float32)
+    b = [p.copy() for p in a]
+    oa, ob = optim.Muon(a), optim.Muon(b)
+    for _ in range(3):
+        gs = draw(rng, shapes, np.float32)
+        oa.step(gs, grad_scale=0.37)
+        ob.step([g * np.float32(0.37) for g in gs])
+    for x, y in zip(a, b):
+        assert x.tobytes() == y.tobytes()
+
+
+def test_muon_frozen_groups_and_none_grads():
+    rng = np.random.default_rng(4)
+    w, v, head = (rng.standard_normal(s).astype(np.float32) for s in [(6, 5), (5, 5), (5, 2)])
+    frozen, kept = w.copy(), v.copy()
+    opt = optim.Muon([{"params": [w], "frozen": True}, {"params": [v, head], "lr": 0.1}])
+    want, state = head.copy(), None
+    for _ in range(4):
+        g = rng.standard_normal((5, 2)).astype(np.float32)
+        opt.step([np.ones_like(w), None, g])
+        want, state = ref.torch_muon(want, g, state, lr=0.1)
+    np.testing.assert_array_equal(w, frozen)
+    np.testing.assert_array_equal(v, kept)
+    assert set(opt.state_dict()["state"]) == {2}
+    assert_close(head, want, 1e-5)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ([np.ones((3, 4), np.float32), np.ones(4, np.float32)], r"params\[1\]: .*2-D.*\(4,\)"),
+        ({"w": np.ones((2, 3, 4))}, r"params\['w'\]: .*2-D.*\(2, 3, 4\)"),
+        ([np.ones((), np.float64)], r"params\[0\]: .*2-D.*\(\)"),
+    ],
+)
+def test_muon_refuses_params_that_are_not_matrices(params, match):
+    with pytest.raises(ValueError, match=match):
+        optim.Muon(params)
+
+
+def test_muon_add_param_group_refuses_a_vector_and_changes_nothing():
+    p = np.ones((3, 4), np.float32)
+    opt = optim.Muon([p])
+    opt.step([np.ones_like(p)])
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=r"params\[1\]: .*2-D"):
+        opt.add_param_group({"params": [np.ones(4, np.float32)]})
+    assert_unchanged(opt, before)
+    assert len(opt._params) == 1
+    opt.add_param_group({"params": [np.ones((2, 2), np.float32)]})
+    opt.step([np.ones_like(p), np.ones((2, 2), np.float32)])
+
+
+MUON_BAD = [
+    (dict(lr=-1.0), ValueError, r"lr: -1"),
+    (dict(momentum=-0.1), ValueError, r"momentum: -0.1"),
+    (dict(weight_decay=-1.0), ValueError, r"weight_decay: -1"),
+    (dict(ns_steps=100), ValueError, r"ns_steps: 100"),
+    (dict(ns_steps=-1), ValueError, r"ns_steps: -1"),
+    (dict(adjust_lr_fn="cosine"), ValueError, r"adjust_lr_fn: \"cosine\""),
+    (dict(adjust_lr_fn=3), TypeError, r"adjust_lr_fn"),
+    (dict(ns_coefficients=(1.0, 2.0)), ValueError, r"ns_coefficients"),
+    (dict(ns_coefficients=(1.0, "b", 2.0)), TypeError, r"ns_coefficients\[1\]"),
+    (dict(nesterov="yes"), TypeError, r"nesterov"),
+]
+
+
+@pytest.mark.parametrize(("kw", "exc", "match"), MUON_BAD, ids=[m for _, _, m in MUON_BAD])
+def test_muon_invalid_hyperparameters_raise(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        optim.Muon([np.ones((2, 3), np.float32)], **kw)
+    # Written into a group: the step raises and changes nothing.
+    p = np.ones((3, 2), np.float32)
+    opt = optim.Muon([p])
+    opt.step([np.ones_like(p)])
+    before = snapshot(opt)
+    opt.param_groups[0].update(kw)
+    with pytest.raises(exc, match=match):
+        opt.step([np.ones_like(p)])
+    for key in kw:
+        opt.param_groups[0][key] = before["groups"][0][key]
+    assert_unchanged(opt, before)
+
+
+def test_muon_bad_step_and_bad_state_change_nothing():
+    p = np.ones((4, 3), np.float32)
+    q = np.ones((2, 2), np.float32)
+    opt = optim.Muon([p, q])
+    opt.step([np.ones_like(p), np.ones_like(q)])
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=r"grads\[1\]"):
+        opt.step([np.ones_like(p), np.ones((2, 3), np.float32)])
+    assert_unchanged(opt, before)
+    saved = opt.state_dict()
+    saved["state"][0]["momentum_buffer"] = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"state\[0\]\['momentum_buffer'\].*shape"):
+        opt.load_state_dict(saved)
     assert_unchanged(opt, before)

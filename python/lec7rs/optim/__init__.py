@@ -14,6 +14,7 @@ from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .lbfgs import LBFGS
+from .muon import Muon
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -25,6 +26,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Muon",
     "Optimizer",
     "RMSprop",
     "lr_scheduler",

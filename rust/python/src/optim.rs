@@ -2,7 +2,7 @@
 //! (the step protocol, reading hyperparameters by name, the state) is
 //! generic, in `step.rs`; each rule is described once, in the core.
 
-use lec7rs_core::optim::{Adafactor, Adagrad, Adam, Hyperparameters, Rmsprop, Rule, Sgd};
+use lec7rs_core::optim::{Adafactor, Adagrad, Adam, Hyperparameters, Muon, Rmsprop, Rule, Sgd};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -31,6 +31,10 @@ macro_rules! with_rule {
             }
             n if n == Adafactor::NAME => {
                 type $R = Adafactor;
+                $body
+            }
+            n if n == Muon::NAME => {
+                type $R = Muon;
                 $body
             }
             other => Err(value_error(format!("unknown update rule {other:?}"))),

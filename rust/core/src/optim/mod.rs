@@ -16,6 +16,7 @@ pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod finite;
+pub mod muon;
 pub mod rmsprop;
 pub mod rule;
 pub mod sgd;
@@ -24,6 +25,7 @@ pub use adafactor::{Adafactor, AdafactorHyper};
 pub use adagrad::{Adagrad, AdagradHyper};
 pub use adam::{Adam, AdamHyper};
 pub use finite::all_finite;
+pub use muon::{AdjustLr, Muon, MuonHyper};
 pub use rmsprop::{Rmsprop, RmspropHyper};
 pub use rule::{
     run_elementwise, step, Elementwise, Field, Hyperparameters, Kind, Rule, Slot, Tensor, Value,
