@@ -10,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lec7rs_core::optim::{
-    self, Adagrad, Adam, Kind, Rmsprop, Rule, Sgd, SgdHyper, Tensor, MAX_SLOTS,
+    self, Adafactor, Adagrad, Adam, Kind, Rmsprop, Rule, Sgd, SgdHyper, Tensor, MAX_SLOTS,
 };
 use lec7rs_core::{parallel, simd};
 
@@ -37,20 +37,26 @@ fn header(c: &mut Criterion) {
     );
 }
 
-/// The state arrays of rule `R` for `k` tensors of `n` elements with
+/// The state arrays of rule `R` for a tensor of `shape` with
 /// hyperparameters `h` (only the slots they use), and the bytes a step
-/// moves: param and grad read, param written, each slot read and written.
-fn state<R: Rule>(h: &R::Hyper, n: usize) -> (Vec<Vec<f32>>, u64) {
-    let used: Vec<usize> = (0..R::SLOTS.len())
-        .filter(|&k| R::SLOTS[k].kind != Kind::Scalar && R::uses(h, k, 1))
-        .collect();
+/// must stream: param and grad read, param written, each slot read and
+/// written (a factored slot is one number per row or column).
+fn state<R: Rule>(h: &R::Hyper, shape: &[usize]) -> (Vec<Vec<f32>>, u64) {
+    let n: usize = shape.iter().product();
+    let mut bytes = 12 * n as u64;
     let slots = (0..R::SLOTS.len())
         .map(|k| {
-            let len = if used.contains(&k) { n } else { 0 };
+            let slot = R::SLOTS[k];
+            let used = slot.kind != Kind::Scalar && R::uses(h, k, shape.len());
+            let len = match slot.kind.shape(shape) {
+                Some(s) if used => s.iter().product(),
+                _ => 0,
+            };
+            bytes += 8 * len as u64;
             vec![R::init(h, k) as f32; len]
         })
         .collect();
-    (slots, (12 + 8 * used.len() as u64) * n as u64)
+    (slots, bytes)
 }
 
 /// A tensor's param, grad and state slots.
@@ -58,14 +64,13 @@ type Item = (Vec<f32>, Vec<f32>, Vec<Vec<f32>>);
 
 fn tensors<'a, R: Rule>(
     items: &'a mut [Item],
-    shapes: &'a [[usize; 1]],
+    shape: &'a [usize],
     h: R::Hyper,
     step: u64,
 ) -> Vec<Tensor<'a, f32, R::Hyper>> {
     items
         .iter_mut()
-        .zip(shapes)
-        .map(|((p, g, slots), shape)| {
+        .map(|(p, g, slots)| {
             let mut all: [&mut [f32]; MAX_SLOTS] = Default::default();
             for (k, s) in slots.iter_mut().enumerate() {
                 all[k] = s;
@@ -85,26 +90,38 @@ fn tensors<'a, R: Rule>(
         .collect()
 }
 
-/// Steps of rule `R` over `k` tensors of each size.
+/// Steps of rule `R` over `k` vectors of each size.
 fn bench_rule<R: Rule>(c: &mut Criterion, name: &str, h: R::Hyper, k: usize) {
+    bench_shaped::<R>(c, name, h, k, |n| vec![n]);
+}
+
+/// Steps of rule `R` over `k` tensors of shape `shape(size)` for each size.
+fn bench_shaped<R: Rule>(
+    c: &mut Criterion,
+    name: &str,
+    h: R::Hyper,
+    k: usize,
+    shape: impl Fn(usize) -> Vec<usize>,
+) {
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     let sizes = if k == 1 { sizes() } else { vec![50_000] };
-    for n in sizes {
-        let (_, bytes) = state::<R>(&h, n);
+    for size in sizes {
+        let shape = shape(size);
+        let n = shape.iter().product();
+        let (_, bytes) = state::<R>(&h, &shape);
         let mut items: Vec<_> = (0..k)
             .map(|_| {
                 let (p, g) = data(n);
-                (p, g, state::<R>(&h, n).0)
+                (p, g, state::<R>(&h, &shape).0)
             })
             .collect();
-        let shapes = vec![[n]; k];
         let mut step = 0;
         group.throughput(Throughput::Bytes(bytes * k as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n * k), &n, |b, _| {
             b.iter(|| {
                 step += 1;
-                let mut ts = tensors::<R>(&mut items, &shapes, h, step);
+                let mut ts = tensors::<R>(&mut items, &shape, h, step);
                 optim::step::<R, f32>(&mut ts).unwrap()
             })
         });
@@ -137,6 +154,16 @@ fn rmsprop(c: &mut Criterion) {
     bench_rule::<Rmsprop>(c, "rmsprop_f32", Default::default(), 1);
 }
 
+fn adafactor(c: &mut Criterion) {
+    // A matrix of 5000 columns (50M elements: 10000 x 5000): three passes,
+    // 24 bytes per element moved against the 12 it must stream; a vector:
+    // two passes, 28 against 20.
+    bench_shaped::<Adafactor>(c, "adafactor_f32", Default::default(), 1, |n| {
+        vec![n / 5000, 5000]
+    });
+    bench_rule::<Adafactor>(c, "adafactor_f32_vector", Default::default(), 1);
+}
+
 criterion_group!(
     benches,
     header,
@@ -144,6 +171,7 @@ criterion_group!(
     adam_many_tensors,
     sgd_momentum,
     adagrad,
-    rmsprop
+    rmsprop,
+    adafactor
 );
 criterion_main!(benches);

@@ -19,6 +19,7 @@ OPTIMIZERS = [
     (optim.Adadelta, dict()),
     (optim.Rprop, dict()),
     (optim.ASGD, dict(t0=1)),
+    (optim.Adafactor, dict(weight_decay=0.1)),
 ]
 OPT_IDS = [cls.__name__ for cls, _ in OPTIMIZERS]
 
@@ -134,8 +135,14 @@ def test_bad_step_raises_and_changes_nothing(cls, kw, make_grads, exc, match):
 def test_grad_aliasing_optimizer_state_is_refused(cls, kw):
     opt, params = make(cls, kw)
     before = snapshot(opt)
-    k = next(k for k, kind in enumerate(opt._kinds) if kind != "scalar")
-    grads = {**good_grads(params), "b1": opt._state[k][1]}
+    # b1's first state array (not a scalar slot; Adafactor's vectors have no
+    # row_var: its slot 2).
+    state = next(
+        slot[1]
+        for slot, kind in zip(opt._state, opt._kinds)
+        if kind != "scalar" and slot[1] is not None
+    )
+    grads = {**good_grads(params), "b1": state}
     with pytest.raises(ValueError, match=r"state '\w+' of params\['b1'\] shares memory"):
         opt.step(grads)
     assert_unchanged(opt, before)

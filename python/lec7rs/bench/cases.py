@@ -73,12 +73,18 @@ def _vectors(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     return p, g
 
 
-def _optimizer(lec7rs_cls, torch_name: str | None, ref_rule, hyper: dict) -> Setup:
+def _optimizer(
+    lec7rs_cls, torch_name: str | None, ref_rule, hyper: dict, matrix: bool = False
+) -> Setup:
     """An optimizer's step against its NumPy reference and, if ``torch_name``
-    names one, ``torch.optim``'s."""
+    names one, ``torch.optim``'s; ``matrix``: on a (n / 256, 256) matrix
+    instead of a vector (Muon takes matrices only)."""
 
     def setup(n: int) -> dict:
         p, g = _vectors(n, np.float32)
+        if matrix:
+            rows = max(1, n // 256)
+            p, g = p[: rows * 256].reshape(rows, 256), g[: rows * 256].reshape(rows, 256)
         opt = lec7rs_cls([p], **hyper)
         impl = {"lec7rs": lambda: opt.step([g])}
         state = {"p": p.copy(), "s": None}
@@ -235,7 +241,7 @@ CASES = {
                 "numpy": f"lec7rs.reference.{rule.__name__}",
                 **({"torch": f"torch.optim.{torch_name}"} if torch_name else {}),
             },
-            _optimizer(cls, torch_name, rule, hyper),
+            _optimizer(cls, torch_name, rule, hyper, matrix=name == "muon"),
         )
         for name, cls, torch_name, rule, hyper in [
             ("adamw", optim.AdamW, "AdamW", ref.torch_adamw, {"lr": 1e-3}),
@@ -246,6 +252,8 @@ CASES = {
             ("rprop", optim.Rprop, "Rprop", ref.torch_rprop, {"lr": 1e-2}),
             ("asgd", optim.ASGD, "ASGD", ref.torch_asgd, {"lr": 1e-2}),
             ("lion", optim.Lion, None, ref.lion, {"lr": 1e-4}),
+            ("adafactor", optim.Adafactor, "Adafactor", ref.torch_adafactor, {"lr": 1e-2}),
+            ("muon", optim.Muon, "Muon", ref.torch_muon, {"lr": 1e-3}),
         ]
     },
     "lbfgs_two_loop": Case(

@@ -14,6 +14,13 @@ pub enum Error {
         value: f64,
         expected: &'static str,
     },
+    /// A hyperparameter that names one of a few choices and names none of
+    /// them, e.g. `adjust_lr_fn = "cosine"`.
+    InvalidChoice {
+        name: String,
+        value: String,
+        expected: &'static str,
+    },
     /// Two slices that must have one length each per tensor do not.
     LengthMismatch {
         what: String,
@@ -56,6 +63,11 @@ impl fmt::Display for Error {
                 value,
                 expected,
             } => write!(f, "invalid {name}: {value} (expected {expected})"),
+            Error::InvalidChoice {
+                name,
+                value,
+                expected,
+            } => write!(f, "invalid {name}: {value:?} (expected {expected})"),
             Error::LengthMismatch {
                 what,
                 expected,

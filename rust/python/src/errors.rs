@@ -24,6 +24,7 @@ pub fn core(context: &str, err: Error) -> PyErr {
     };
     match err {
         Error::InvalidHyperparameter { .. }
+        | Error::InvalidChoice { .. }
         | Error::LengthMismatch { .. }
         | Error::MissingState { .. }
         | Error::Threads(_)

@@ -25,6 +25,8 @@ macro_rules! with_rule {
             optim::Rprop,
             optim::Asgd,
             optim::Lion,
+            optim::Adafactor,
+            optim::Muon,
         )
     };
 }

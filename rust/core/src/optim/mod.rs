@@ -13,6 +13,7 @@
 //! how a rule is described (once) and drives the element-wise ones.
 
 pub mod adadelta;
+pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
@@ -20,6 +21,7 @@ pub mod asgd;
 pub mod clip;
 pub mod finite;
 pub mod lion;
+pub mod muon;
 pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
@@ -28,12 +30,14 @@ pub mod rule;
 pub mod sgd;
 
 pub use adadelta::{Adadelta, AdadeltaHyper};
+pub use adafactor::{Adafactor, AdafactorHyper};
 pub use adagrad::{Adagrad, AdagradHyper};
 pub use adam::{Adam, AdamHyper};
 pub use adamax::{Adamax, AdamaxHyper};
 pub use asgd::{Asgd, AsgdHyper};
 pub use finite::all_finite;
 pub use lion::{Lion, LionHyper};
+pub use muon::{AdjustLr, Muon, MuonHyper};
 pub use nadam::{Nadam, NadamHyper};
 pub use radam::{Radam, RadamHyper};
 pub use rmsprop::{Rmsprop, RmspropHyper};
