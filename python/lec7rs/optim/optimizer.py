@@ -72,6 +72,11 @@ class Optimizer:
     of one optimizer are serialised (a lock): called from several threads,
     each sees the others whole, never torn.
 
+    The kernels run with the GIL released, except a step of at most 32768
+    elements in all, which runs inline on the calling thread in a few
+    microseconds and keeps the GIL (as NumPy does for small arrays:
+    releasing it would cost more than the step).
+
     A subclass names its update rule (``_rule``, a row of the binding's
     table): the hyperparameter names and the state slots come from the
     rule's one description in the Rust core.
