@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cases import CASES
 from conftest import assert_unchanged, snapshot
 from lec7rs import optim
 
-OPTIMIZERS = [
-    (optim.SGD, dict(lr=0.1, momentum=0.9)),
-    (optim.Adagrad, dict()),
-    (optim.RMSprop, dict(centered=True, momentum=0.5)),
-    (optim.Adam, dict(amsgrad=True)),
-    (optim.AdamW, dict()),
-    (optim.NAdam, dict(decoupled_weight_decay=True, weight_decay=0.1)),
-    (optim.RAdam, dict()),
-    (optim.Adamax, dict()),
-    (optim.Adadelta, dict()),
-    (optim.Rprop, dict()),
-    (optim.ASGD, dict(t0=1)),
-    (optim.Adafactor, dict(weight_decay=0.1)),
-]
+# Every rule of the cases table with its largest option set (the most
+# state), and Adafactor (not bit-exact with NumPy, so not in the table).
+_WIDEST: dict = {}
+for _cls, _, _kw in CASES:
+    if len(_kw) >= len(_WIDEST.get(_cls, {})):
+        _WIDEST[_cls] = _kw
+OPTIMIZERS = [*_WIDEST.items(), (optim.Adafactor, dict(weight_decay=0.1))]
 OPT_IDS = [cls.__name__ for cls, _ in OPTIMIZERS]
 
 
