@@ -105,35 +105,25 @@ fn seq_value<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>, n: usize) -> V
     Value::Seq(items.map(|x| value(Some(x), 1)).collect())
 }
 
-/// The entries of a group dict whose keys are among `names`, found in one
-/// pass over the dict (no key strings are built or hashed per lookup).
-fn entries<'py>(
-    group: &Bound<'py, PyDict>,
-    names: &[&'static str],
-) -> Vec<(&'static str, Bound<'py, PyAny>)> {
-    let mut found = Vec::with_capacity(names.len());
-    for (key, v) in group.iter() {
-        let Ok(key) = key.cast::<PyString>() else {
-            continue;
-        };
-        let Ok(key) = key.to_cow() else { continue };
-        if let Some(&name) = names.iter().find(|&&n| n == key) {
-            found.push((name, v));
-        }
+/// The interned Python string of a hyperparameter name, made once: a dict
+/// lookup with it hashes nothing and builds no string. (Only used with the
+/// GIL held, so the lock is never contended, nor held across a fork.)
+fn key<'py>(py: Python<'py>, name: &'static str) -> Bound<'py, PyString> {
+    static KEYS: std::sync::Mutex<Vec<(&'static str, Py<PyString>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, k)) = keys.iter().find(|(n, _)| *n == name) {
+        return k.bind(py).clone();
     }
-    found
+    let k = PyString::intern(py, name);
+    keys.push((name, k.clone().unbind()));
+    k
 }
 
 /// Reads the hyperparameters of rule `R` from a group dict, by name.
 pub fn read_hyper<R: Rule>(group: &Bound<'_, PyDict>) -> lec7rs_core::Result<R::Hyper> {
-    let found = entries(group, R::Hyper::NAMES);
-    R::Hyper::read(&mut |name| {
-        let v = found
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone());
-        value(v, 0)
-    })
+    let py = group.py();
+    R::Hyper::read(&mut |name| value(group.get_item(key(py, name)).ok().flatten(), 0))
 }
 
 /// One group: its hyperparameters (checked) and its frozen flag.
