@@ -114,7 +114,10 @@ def main() -> int:
     # memory bandwidth (on a shared VM it drifts by 1.5x between minutes).
     pa, ga = data(n)
     adam = optim.Adam([pa])
-    adam_step = lambda: adam.step([ga])
+
+    def adam_step():
+        return adam.step([ga])
+
     t_adam = best_of(adam_step, reps)
     same_bytes = {
         "NAdam": optim.NAdam,
@@ -126,7 +129,10 @@ def main() -> int:
     for name, cls in same_bytes.items():
         p, g = data(n)
         opt = cls([p])
-        step = lambda opt=opt, g=g: opt.step([g])
+
+        def step(opt=opt, g=g):
+            return opt.step([g])
+
         step()
         t, t_a = float("inf"), float("inf")
         for _ in range(reps):
