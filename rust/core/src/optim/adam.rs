@@ -74,14 +74,47 @@ impl<T: Real> Decay<T> {
     }
 }
 
+/// The two moments of the Adam family (Adam, NAdam, RAdam), in torch's
+/// order: `m = lerp(m, g, 1 - beta1)`, `v = v * beta2 + (1 - beta2) * g * g`.
+#[derive(Clone, Copy, Debug)]
+pub struct Moments<T> {
+    beta1: Lerp<T>,
+    beta2: T,
+    one_minus_beta2: T,
+}
+
+impl<T: Real> Moments<T> {
+    pub fn new((beta1, beta2): (f64, f64)) -> Self {
+        Moments {
+            beta1: Lerp::new(1.0 - beta1),
+            beta2: T::from_f64(beta2),
+            one_minus_beta2: T::from_f64(1.0 - beta2),
+        }
+    }
+
+    /// Updates and stores both moments at `m_ptr` and `v_ptr` with the grad
+    /// `g`; returns the new `(m, v)`.
+    ///
+    /// # Safety
+    /// The CPU supports `L`; both pointers are valid for `L::N` elements.
+    #[inline(always)]
+    pub unsafe fn update<L: Lanes<T>>(&self, g: L, m_ptr: *mut T, v_ptr: *mut T) -> (L, L) {
+        let m = self.beta1.apply(L::load(m_ptr), g);
+        m.store(m_ptr);
+        let v = L::load(v_ptr)
+            .mul(L::splat(self.beta2))
+            .add(L::splat(self.one_minus_beta2).mul(g).mul(g));
+        v.store(v_ptr);
+        (m, v)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct AdamConsts<T> {
     maximize: bool,
     amsgrad: bool,
     decay: Decay<T>,
-    beta1: Lerp<T>,
-    beta2: T,
-    one_minus_beta2: T,
+    moments: Moments<T>,
     neg_step_size: T,
     bias_correction2_sqrt: T,
     eps: T,
@@ -135,9 +168,7 @@ impl Elementwise for Adam {
             maximize: h.maximize,
             amsgrad: h.amsgrad,
             decay: Decay::new(h.lr, h.weight_decay, h.decoupled_weight_decay),
-            beta1: Lerp::new(1.0 - beta1),
-            beta2: T::from_f64(beta2),
-            one_minus_beta2: T::from_f64(1.0 - beta2),
+            moments: Moments::new(h.betas),
             neg_step_size: T::from_f64(-(h.lr / bias_correction1)),
             bias_correction2_sqrt: T::from_f64(bias_correction2.sqrt()),
             eps: T::from_f64(h.eps),
@@ -157,12 +188,7 @@ impl Elementwise for Adam {
             g = g.neg();
         }
         c.decay.apply(&mut p, &mut g);
-        let m = c.beta1.apply(L::load(m_ptr), g);
-        m.store(m_ptr);
-        let v = L::load(v_ptr)
-            .mul(L::splat(c.beta2))
-            .add(L::splat(c.one_minus_beta2).mul(g).mul(g));
-        v.store(v_ptr);
+        let (m, v) = c.moments.update(g, m_ptr, v_ptr);
         let v = if c.amsgrad {
             let vmax = L::load(vmax_ptr).maximum(v);
             vmax.store(vmax_ptr);

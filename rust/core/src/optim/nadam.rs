@@ -16,9 +16,8 @@
 //! `mu_product` is kept in f64 (torch keeps a float32 0-d tensor, so its
 //! step sizes differ from these in about the 8th digit).
 
-use super::adam::{check_betas, Decay};
+use super::adam::{check_betas, Decay, Moments};
 use super::rule::{Elementwise, Rule, Slot, Tensor, MAX_SLOTS};
-use super::Lerp;
 use crate::error::{check_non_negative, Result};
 use crate::simd::{Lanes, Real};
 
@@ -42,9 +41,7 @@ pub struct Nadam;
 pub struct NadamConsts<T> {
     maximize: bool,
     decay: Decay<T>,
-    beta1: Lerp<T>,
-    beta2: T,
-    one_minus_beta2: T,
+    moments: Moments<T>,
     bias_correction2: T,
     eps: T,
     grad_step: T,
@@ -101,9 +98,7 @@ impl Elementwise for Nadam {
         NadamConsts {
             maximize: h.maximize,
             decay: Decay::new(h.lr, h.weight_decay, h.decoupled_weight_decay),
-            beta1: Lerp::new(1.0 - beta1),
-            beta2: T::from_f64(beta2),
-            one_minus_beta2: T::from_f64(1.0 - beta2),
+            moments: Moments::new(h.betas),
             bias_correction2: T::from_f64(bias_correction2),
             eps: T::from_f64(h.eps),
             grad_step: T::from_f64(-h.lr * (1.0 - mu) / (1.0 - mu_product)),
@@ -124,12 +119,7 @@ impl Elementwise for Nadam {
             g = g.neg();
         }
         c.decay.apply(&mut p, &mut g);
-        let m = c.beta1.apply(L::load(m_ptr), g);
-        m.store(m_ptr);
-        let v = L::load(v_ptr)
-            .mul(L::splat(c.beta2))
-            .add(L::splat(c.one_minus_beta2).mul(g).mul(g));
-        v.store(v_ptr);
+        let (m, v) = c.moments.update(g, m_ptr, v_ptr);
         let d = v
             .div(L::splat(c.bias_correction2))
             .sqrt()

@@ -16,9 +16,8 @@
 //!
 //! The switch is decided per tensor in f64 (torch: in Python floats).
 
-use super::adam::{check_betas, Decay};
+use super::adam::{check_betas, Decay, Moments};
 use super::rule::{Elementwise, Rule, Slot, Tensor, MAX_SLOTS};
-use super::Lerp;
 use crate::error::{check_non_negative, Result};
 use crate::simd::{Lanes, Real};
 
@@ -41,9 +40,7 @@ pub struct Radam;
 pub struct RadamConsts<T> {
     maximize: bool,
     decay: Decay<T>,
-    beta1: Lerp<T>,
-    beta2: T,
-    one_minus_beta2: T,
+    moments: Moments<T>,
     bias_correction1: T,
     lr: T,
     eps: T,
@@ -92,9 +89,7 @@ impl Elementwise for Radam {
         RadamConsts {
             maximize: h.maximize,
             decay: Decay::new(h.lr, h.weight_decay, h.decoupled_weight_decay),
-            beta1: Lerp::new(1.0 - beta1),
-            beta2: T::from_f64(beta2),
-            one_minus_beta2: T::from_f64(1.0 - beta2),
+            moments: Moments::new(h.betas),
             bias_correction1: T::from_f64(bias_correction1),
             lr: T::from_f64(h.lr),
             eps: T::from_f64(h.eps),
@@ -115,12 +110,7 @@ impl Elementwise for Radam {
             g = g.neg();
         }
         c.decay.apply(&mut p, &mut g);
-        let m = c.beta1.apply(L::load(m_ptr), g);
-        m.store(m_ptr);
-        let v = L::load(v_ptr)
-            .mul(L::splat(c.beta2))
-            .add(L::splat(c.one_minus_beta2).mul(g).mul(g));
-        v.store(v_ptr);
+        let (m, v) = c.moments.update(g, m_ptr, v_ptr);
         let m_hat = m.div(L::splat(c.bias_correction1));
         let update = match c.rect {
             Some((bc2_sqrt, r)) => {
