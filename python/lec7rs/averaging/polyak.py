@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-import os
-import threading
-import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
@@ -14,26 +11,13 @@ import numpy as np
 
 from .. import _core
 from .._params import FlatParams
+from .._serial import attach_lock
 from ..optim._params import ParamsT, _is_int
 from ._state import STATE_DICT_VERSION, check_arrays, check_header, check_names
 
 # The most updates counted: PyTorch's int64 ``n_averaged``. Far beyond any
 # run, and the bound that keeps the count a 64-bit integer in Rust.
 MAX_UPDATES = (1 << 63) - 1
-
-
-# A lock held by a parent's thread at fork would never be released in the
-# child: every average gets a new one there.
-_LIVE: weakref.WeakSet = weakref.WeakSet()
-
-
-def _renew_locks() -> None:
-    for avg in list(_LIVE):
-        avg._lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_locks)
 
 
 class PolyakAverage:
@@ -88,8 +72,7 @@ class PolyakAverage:
         self._applied = False
         # update / state_dict / load_state_dict / applied are serialised:
         # a snapshot taken during another thread's update is never torn.
-        self._lock = threading.RLock()
-        _LIVE.add(self)
+        attach_lock(self)
 
     @property
     def averages(self) -> Any:

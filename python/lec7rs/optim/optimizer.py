@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
-import threading
-import weakref
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Callable, ClassVar, Optional, Union
 
 import numpy as np
 
 from .. import _core
+from .._serial import attach_lock
+from .._text import brief
 from ._params import ParamsT, Spans, _as_groups, _check_param, _is_int
 
 __all__ = ["GradsT", "Optimizer", "ParamsT"]
@@ -19,22 +19,11 @@ __all__ = ["GradsT", "Optimizer", "ParamsT"]
 GradsT = Union[list, tuple, Mapping[Any, Optional[np.ndarray]]]
 
 _STATE_DICT_VERSION = 1
+# Values quoted in messages, cut to about this many characters.
+_brief = partial(brief, limit=80)
 _step = _core.optimizer_step
 # Step counts stay below this (int64; the step that would pass it raises).
 _MAX_STEP = 2**62
-
-# Every optimizer's lock is new in a forked child: a lock held by a thread
-# of the parent (one that was inside a step) would never be released there.
-_LIVE: weakref.WeakSet = weakref.WeakSet()
-
-
-def _renew_locks() -> None:
-    for opt in list(_LIVE):
-        opt._lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_locks)
 
 
 class Optimizer:
@@ -102,8 +91,7 @@ class Optimizer:
             cls._kinds = tuple(kind for _, kind in slots)
 
     def __init__(self, params: ParamsT, defaults: dict, *, check_finite: bool = False):
-        self._lock = threading.RLock()
-        _LIVE.add(self)
+        attach_lock(self)
         self.defaults = dict(defaults)
         self._validate(self.defaults, "")
         self.check_finite = _flag("check_finite", check_finite)
@@ -329,10 +317,10 @@ class Optimizer:
         name = type(self).__name__
         if d.get("optimizer") != name:
             raise ValueError(
-                f"state_dict is for optimizer {_short(d.get('optimizer'))}, not {name!r}"
+                f"state_dict is for optimizer {_brief(d.get('optimizer'))}, not {name!r}"
             )
         if d.get("version") != _STATE_DICT_VERSION:
-            raise ValueError(f"state_dict has unknown format version {_short(d.get('version'))}")
+            raise ValueError(f"state_dict has unknown format version {_brief(d.get('version'))}")
         for key in ("state", "param_groups"):
             if key not in d:
                 raise ValueError(f"state_dict has no {key!r} entry")
@@ -354,12 +342,12 @@ class Optimizer:
             listed = saved.get("params", ())
             if not isinstance(listed, (list, tuple)) or list(listed) != ours:
                 raise ValueError(
-                    f"{where}lists params {_short(listed)}, this group has {_short(ours)}"
+                    f"{where}lists params {_brief(listed)}, this group has {_brief(ours)}"
                 )
             names = saved.get("param_names", group["param_names"])
             if not isinstance(names, (list, tuple)) or list(names) != list(group["param_names"]):
                 raise ValueError(
-                    f"{where}param names {_short(names)} differ from {_short(group['param_names'])}"
+                    f"{where}param names {_brief(names)} differ from {_brief(group['param_names'])}"
                 )
             restored = dict(group)
             for key in (*self._hyper_keys, "frozen"):
@@ -382,18 +370,18 @@ class Optimizer:
         for i, entry in saved_state.items():
             if not _is_int(i) or not 0 <= i < n:
                 raise ValueError(
-                    f"state_dict state has an entry for unknown param index {_short(i)}"
+                    f"state_dict state has an entry for unknown param index {_brief(i)}"
                 )
             where = f"state_dict state[{i}]"
             if not isinstance(entry, Mapping):
                 raise ValueError(f"{where}: expected a dict")
             unknown = set(entry) - {"step", *self._slots}
             if unknown:
-                raise ValueError(f"{where}: unknown state {_short(sorted(map(str, unknown)))}")
+                raise ValueError(f"{where}: unknown state {_brief(sorted(map(str, unknown)))}")
             step = entry.get("step", 0)
             if not _is_int(step) or not 0 <= step <= _MAX_STEP:
                 raise ValueError(
-                    f"{where}['step']: expected an int in [0, 2**62], got {_short(step)}"
+                    f"{where}['step']: expected an int in [0, 2**62], got {_brief(step)}"
                 )
             steps[i] = step
             param = self._params[i]
@@ -422,7 +410,7 @@ class Optimizer:
         skipped = d.get("skipped_steps", 0)
         if not _is_int(skipped) or not 0 <= skipped <= _MAX_STEP:
             raise ValueError(
-                f"state_dict 'skipped_steps': expected an int in [0, 2**62], got {_short(skipped)}"
+                f"state_dict 'skipped_steps': expected an int in [0, 2**62], got {_brief(skipped)}"
             )
 
         def commit() -> None:
@@ -452,9 +440,3 @@ def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
     return bool(value)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters for messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

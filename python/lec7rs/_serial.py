@@ -1,0 +1,28 @@
+"""The lock that serialises the calls on one stateful object (an optimizer,
+a PolyakAverage): a re-entrant lock per object, made new in a forked child,
+where a lock held by one of the parent's threads (one that was inside a
+step) would never be released."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def attach_lock(obj: Any) -> None:
+    """Gives ``obj`` its ``_lock`` (an RLock), renewed in forked children."""
+    obj._lock = threading.RLock()
+    _LIVE.add(obj)
+
+
+def _renew_locks() -> None:
+    for obj in list(_LIVE):
+        obj._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks)
