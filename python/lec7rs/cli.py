@@ -18,6 +18,8 @@ import platform
 import sys
 import tempfile
 
+from ._text import brief
+
 #: The demo's parts, for --parts (lec7rs.demo.PARTS has the same keys; not
 #: imported here so that ``lec7rs --help`` stays fast).
 PARTS = (1, 2, 3, 4, 5, 6)
@@ -56,11 +58,6 @@ def _parts(text: str) -> list:
     return sorted(parts)
 
 
-def _brief(text: str, limit: int = 40) -> str:
-    """``repr(text)``, cut to about ``limit`` characters, for a message."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
-
-
 def _count(what: str, low: int, high: int | None = None, high_text: str | None = None):
     """A parser of ints in ``low..=high``; ``high_text`` spells ``high``."""
 
@@ -68,7 +65,7 @@ def _count(what: str, low: int, high: int | None = None, high_text: str | None =
         body = text.strip()
         digits = body[1:] if body.startswith(("+", "-")) else body
         if not digits.isdigit() or not digits.isascii():
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {_brief(text)}")
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {brief(text)}")
         if len(digits) > 40:  # beyond any bound; int() would refuse 4300 digits
             bounds = f"{low}..{high_text or high}" if high is not None else f">= {low}"
             raise argparse.ArgumentTypeError(
@@ -126,7 +123,7 @@ def _probe_plot_format(path: pathlib.Path) -> str | None:
     formats = FigureCanvasBase.get_supported_filetypes()
     if ext not in formats:
         return (
-            f"--plot {_brief(str(path))}: matplotlib cannot write {_brief(ext, 12)} files "
+            f"--plot {brief(str(path))}: matplotlib cannot write {brief(ext, 12)} files "
             f"(it writes {', '.join(sorted(formats))})"
         )
     # As the plot is drawn (plot.draw): constrained layout, axes, text.
@@ -137,7 +134,7 @@ def _probe_plot_format(path: pathlib.Path) -> str | None:
         fig.savefig(io.BytesIO(), format=ext)
     except Exception as e:  # e.g. pgf without LaTeX
         why = " ".join(str(e).split())[:150] or type(e).__name__
-        return f"--plot {_brief(str(path))}: matplotlib cannot write {ext} files here: {why}"
+        return f"--plot {brief(str(path))}: matplotlib cannot write {ext} files here: {why}"
     return None
 
 

@@ -53,6 +53,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import _core
+from .._text import brief, cap
 
 MAGIC = b"LEC7RSCK"
 VERSION = 1
@@ -102,29 +103,9 @@ _ENTRIES = {
     "array": 5,
     "scalar": 3,
 }
-#: At most this many characters of a value (a key, a tag) in a message, and
-#: of a message's parts.
-BRIEF = 40
-MESSAGE = 200
 #: The most digits of an integer in a manifest (CPython's default limit on
 #: int-from-string conversions, fixed here so a file reads the same anywhere).
 MAX_DIGITS = 4300
-
-
-def brief(value: Any, limit: int = BRIEF) -> str:
-    """``repr(value)``, cut to about ``limit`` characters (without building
-    the whole repr of a long string)."""
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]!r}... ({len(value)} characters)"
-    text = repr(value)
-    if len(text) > limit:
-        return f"{text[:limit]}... ({len(text)} characters)"
-    return text
-
-
-def cap(message: str, limit: int = MESSAGE) -> str:
-    """``message``, cut to ``limit`` characters."""
-    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def where(loc: Any) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import _core
 from ._params import _is_int
 from ._strong_wolfe import torch_strong_wolfe
-from .optimizer import _MAX_STEP, Optimizer, ParamsT, _short
+from .optimizer import _MAX_STEP, Optimizer, ParamsT, _brief
 
 _STATE_KEYS = (
     "func_evals",
@@ -424,7 +424,7 @@ class LBFGS(Optimizer):
             value = entry.get(key, 0)
             if not _is_int(value) or not 0 <= value <= _MAX_STEP:
                 raise ValueError(
-                    f"{where}[{key!r}]: expected an int in [0, 2**62], got {_short(value)}"
+                    f"{where}[{key!r}]: expected an int in [0, 2**62], got {_brief(value)}"
                 )
             out[key] = int(value)
         for key in ("d", "prev_flat_grad"):
@@ -458,9 +458,9 @@ def _number(where: str, key: str, value: Any) -> float:
     """A real number of the state as a float (NaN and inf allowed: PyTorch
     keeps them); an int must be in ``[-2**62, 2**62]``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{where}[{key!r}]: expected a number, got {_short(value)}")
+        raise ValueError(f"{where}[{key!r}]: expected a number, got {_brief(value)}")
     if isinstance(value, numbers.Integral) and not -_MAX_STEP <= int(value) <= _MAX_STEP:
-        raise ValueError(f"{where}[{key!r}]: int out of [-2**62, 2**62], got {_short(value)}")
+        raise ValueError(f"{where}[{key!r}]: int out of [-2**62, 2**62], got {_brief(value)}")
     return float(value)
 
 
