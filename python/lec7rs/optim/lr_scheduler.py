@@ -420,6 +420,21 @@ class LRScheduler:
         return lambda: None
 
 
+def _stage_children(schedulers: list, children: Any) -> list:
+    """Stages ``children`` (the state dicts of a SequentialLR's or a
+    ChainedScheduler's schedulers) into ``schedulers``; returns their commits.
+    Nothing changes if any of them does not fit."""
+    if not isinstance(children, (list, tuple)) or len(children) != len(schedulers):
+        raise ValueError(f"state_dict['_schedulers']: expected {len(schedulers)} state dicts")
+    commits = []
+    for i, (s, child) in enumerate(zip(schedulers, children)):
+        try:
+            commits.append(s._stage_load_state_dict(child))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"state_dict['_schedulers'][{i}]: {e}") from None
+    return commits
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Counter):
         return sorted(value.elements())
@@ -945,17 +960,7 @@ class SequentialLR(LRScheduler):
             d, "_milestones", lambda k, v: self._check_milestones(k, v, len(self._schedulers))
         )
         last_lr = _load(d, "_last_lr", lambda k, v: _lr_list(k, v, n))
-        children = d["_schedulers"]
-        if not isinstance(children, (list, tuple)) or len(children) != len(self._schedulers):
-            raise ValueError(
-                f"state_dict['_schedulers']: expected {len(self._schedulers)} state dicts"
-            )
-        commits = []
-        for i, (s, child) in enumerate(zip(self._schedulers, children)):
-            try:
-                commits.append(s._stage_load_state_dict(child))
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"state_dict['_schedulers'][{i}]: {e}") from None
+        commits = _stage_children(self._schedulers, d["_schedulers"])
 
         def commit() -> None:
             for c in commits:
@@ -1174,17 +1179,7 @@ class ChainedScheduler(LRScheduler):
             )
         n = len(self.optimizer.param_groups)
         last_lr = _load(d, "_last_lr", lambda k, v: _lr_list(k, v, n))
-        children = d["_schedulers"]
-        if not isinstance(children, (list, tuple)) or len(children) != len(self._schedulers):
-            raise ValueError(
-                f"state_dict['_schedulers']: expected {len(self._schedulers)} state dicts"
-            )
-        commits = []
-        for i, (s, child) in enumerate(zip(self._schedulers, children)):
-            try:
-                commits.append(s._stage_load_state_dict(child))
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"state_dict['_schedulers'][{i}]: {e}") from None
+        commits = _stage_children(self._schedulers, d["_schedulers"])
 
         def commit() -> None:
             for c in commits:
