@@ -67,6 +67,24 @@ CASES = [
     (optim.ASGD, ref.torch_asgd, dict(t0=0, maximize=True)),
     (optim.Lion, ref.lion, dict()),
     (optim.Lion, ref.lion, dict(lr=1e-3, betas=(0.5, 0.7), weight_decay=0.1, maximize=True)),
+    (optim.LAMB, ref.lamb, dict()),
+    (optim.LAMB, ref.lamb, dict(lr=0.01, weight_decay=0.1, trust_clip=True, maximize=True)),
+    (optim.LAMB, ref.lamb, dict(lr=0.01, betas=(0.5, 0.6), bias_correction=False, eps=1e-3)),
+    (optim.LARS, ref.lars, dict(lr=0.1)),
+    (optim.LARS, ref.lars, dict(lr=0.1, weight_decay=0.01, nesterov=True, trust_coefficient=0.02)),
+    (optim.LARS, ref.lars, dict(lr=0.5, momentum=0.0, eps=1e-3)),
+    (optim.ScheduleFreeAdamW, ref.schedule_free_adamw, dict()),
+    (
+        optim.ScheduleFreeAdamW,
+        ref.schedule_free_adamw,
+        dict(lr=0.01, betas=(0.3, 0.9), weight_decay=0.1, warmup_steps=10, r=0.5),
+    ),
+    (optim.ScheduleFreeSGD, ref.schedule_free_sgd, dict(lr=0.1)),
+    (
+        optim.ScheduleFreeSGD,
+        ref.schedule_free_sgd,
+        dict(lr=0.1, momentum=0.6, weight_decay=0.01, warmup_steps=7, weight_lr_power=0.0),
+    ),
 ]
 
 CASE_IDS = [

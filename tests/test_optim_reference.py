@@ -39,6 +39,8 @@ def test_matches_reference(cls, rule, kw, shape, dtype, rng):
     np.testing.assert_array_equal(p, q)
     ours = opt.state[0]
     for key, value in state.items():
+        if key.startswith("_"):
+            continue  # the reference's own bookkeeping (schedule-free's group schedule)
         if key == "step":
             assert ours["step"] == value == STEPS
         else:

@@ -32,6 +32,7 @@ __all__ = [
     "grads_scale",
     "lbfgs_direction",
     "lbfgs_two_loop",
+    "lookahead_sync",
     "minimize",
     "optimizer_check",
     "optimizer_rule",
@@ -82,6 +83,9 @@ def slot_shape(kind: str, shape: Sequence[int]) -> list[int] | None: ...
 def grad_norm(grads: list[np.ndarray], norm_type: float, labels: list[str]) -> float: ...
 def grads_scale(grads: list[np.ndarray], c: float, labels: list[str]) -> None: ...
 def grads_clamp(grads: list[np.ndarray], v: float, labels: list[str]) -> None: ...
+def lookahead_sync(
+    fast: list[np.ndarray], slow: list[np.ndarray], alpha: float, labels: list[str]
+) -> None: ...
 
 # lec7rs.optimize: the minimize loop; returns (x, f, g, nit, nfev, status,
 # message, hess) with hess None, ("lbfgs", s, y, order) or ("dense", h).

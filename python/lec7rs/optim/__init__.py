@@ -17,18 +17,24 @@ from .adam import Adam, AdamW
 from .adamax import Adamax
 from .asgd import ASGD
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from .lamb import LAMB
+from .lars import LARS
 from .lbfgs import LBFGS
 from .lion import Lion
+from .lookahead import Lookahead
 from .muon import Muon
 from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 from .sgd import SGD
 
 __all__ = [
     "ASGD",
+    "LAMB",
+    "LARS",
     "LBFGS",
     "SGD",
     "Adadelta",
@@ -38,12 +44,15 @@ __all__ = [
     "AdamW",
     "Adamax",
     "Lion",
+    "Lookahead",
     "Muon",
     "NAdam",
     "Optimizer",
     "RAdam",
     "RMSprop",
     "Rprop",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
     "clip_grad_norm_",
     "clip_grad_value_",
     "clip_grads_with_norm_",

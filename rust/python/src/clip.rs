@@ -1,10 +1,12 @@
 //! `_core.grad_norm`, `_core.grads_scale`, `_core.grads_clamp`: the kernels of
-//! `lec7rs.optim`'s gradient utilities (torch.nn.utils semantics), one
+//! `lec7rs.optim`'s gradient utilities (torch.nn.utils semantics), and
+//! `_core.lookahead_sync` (Lookahead's slow-weight update): each one
 //! parallel job over all arrays with the GIL released.
 
 use lec7rs_core::optim::clip::{self, Norm};
+use lec7rs_core::optim::lookahead;
 use lec7rs_core::simd::Real;
-use numpy::Element;
+use numpy::{Element, PyReadwriteArrayDyn};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -48,6 +50,26 @@ pub fn grad_norm(
     }
 }
 
+/// Every array of `list`, borrowed for writing (C-contiguous, writeable).
+fn write_all<'py, T: Element>(
+    list: &Bound<'py, PyList>,
+    what: &'static str,
+    names: Names<'_, 'py>,
+    dtype: Dtype,
+) -> PyResult<Vec<PyReadwriteArrayDyn<'py, T>>> {
+    (0..list.len())
+        .map(|i| write::<T>(&list.get_item(i)?, names.of(what, i), dtype))
+        .collect()
+}
+
+/// The slices of borrowed arrays (C-contiguous: checked by `write`).
+fn slices_mut<'a, T: Element>(arrays: &'a mut [PyReadwriteArrayDyn<'_, T>]) -> Vec<&'a mut [T]> {
+    arrays
+        .iter_mut()
+        .map(|a| a.as_slice_mut().unwrap_or_default())
+        .collect()
+}
+
 /// `g = op(g)` in place for every grad (C-contiguous, writeable, distinct).
 fn map_in_place(
     py: Python<'_>,
@@ -65,14 +87,8 @@ fn map_in_place(
         value: f64,
         scale: bool,
     ) -> PyResult<()> {
-        let mut arrays = (0..grads.len())
-            .map(|i| write::<T>(&grads.get_item(i)?, names.of("grads", i), dtype))
-            .collect::<PyResult<Vec<_>>>()?;
-        // Written arrays are C-contiguous (checked by `write`).
-        let slices: Vec<&mut [T]> = arrays
-            .iter_mut()
-            .map(|a| a.as_slice_mut().unwrap_or_default())
-            .collect();
+        let mut arrays = write_all::<T>(grads, "grads", names, dtype)?;
+        let slices = slices_mut(&mut arrays);
         let v = T::from_f64(value);
         py.detach(move || {
             if scale {
@@ -109,4 +125,35 @@ pub fn grads_clamp(
     labels: &Bound<'_, PyList>,
 ) -> PyResult<()> {
     map_in_place(py, grads, labels, v, false)
+}
+
+/// Lookahead's synchronisation: `slow += alpha * (fast - slow); fast = slow`
+/// for every pair (C-contiguous, writeable, distinct, one dtype).
+#[pyfunction]
+pub fn lookahead_sync(
+    py: Python<'_>,
+    fast: &Bound<'_, PyList>,
+    slow: &Bound<'_, PyList>,
+    alpha: f64,
+    labels: &Bound<'_, PyList>,
+) -> PyResult<()> {
+    lookahead::check_alpha(alpha).context("")?;
+    let names = Names::new(labels);
+    fn run<T: Real + Element>(
+        py: Python<'_>,
+        fast: &Bound<'_, PyList>,
+        slow: &Bound<'_, PyList>,
+        alpha: f64,
+        names: Names<'_, '_>,
+        dtype: Dtype,
+    ) -> PyResult<()> {
+        let mut f = write_all::<T>(fast, "params", names, dtype)?;
+        let mut s = write_all::<T>(slow, "slow weights", names, dtype)?;
+        let (f, s) = (slices_mut(&mut f), slices_mut(&mut s));
+        py.detach(move || lookahead::sync(f, s, alpha)).context("")
+    }
+    match call_dtype(fast, names)? {
+        Dtype::F32 => run::<f32>(py, fast, slow, alpha, names, Dtype::F32),
+        Dtype::F64 => run::<f64>(py, fast, slow, alpha, names, Dtype::F64),
+    }
 }

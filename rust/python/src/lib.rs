@@ -46,6 +46,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clip::grad_norm, m)?)?;
     m.add_function(wrap_pyfunction!(clip::grads_scale, m)?)?;
     m.add_function(wrap_pyfunction!(clip::grads_clamp, m)?)?;
+    m.add_function(wrap_pyfunction!(clip::lookahead_sync, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::minimize, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_direction, m)?)?;

@@ -25,6 +25,10 @@ macro_rules! with_rule {
             optim::Rprop,
             optim::Asgd,
             optim::Lion,
+            optim::Lamb,
+            optim::Lars,
+            optim::ScheduleFreeAdamw,
+            optim::ScheduleFreeSgd,
             optim::Adafactor,
             optim::Muon,
         )

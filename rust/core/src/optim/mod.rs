@@ -20,13 +20,17 @@ pub mod adamax;
 pub mod asgd;
 pub mod clip;
 pub mod finite;
+pub mod lamb;
+pub mod lars;
 pub mod lion;
+pub mod lookahead;
 pub mod muon;
 pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
 pub mod rule;
+pub mod schedule_free;
 pub mod sgd;
 
 pub use adadelta::{Adadelta, AdadeltaHyper};
@@ -36,6 +40,8 @@ pub use adam::{Adam, AdamHyper};
 pub use adamax::{Adamax, AdamaxHyper};
 pub use asgd::{Asgd, AsgdHyper};
 pub use finite::all_finite;
+pub use lamb::{Lamb, LambHyper};
+pub use lars::{Lars, LarsHyper};
 pub use lion::{Lion, LionHyper};
 pub use muon::{AdjustLr, Muon, MuonHyper};
 pub use nadam::{Nadam, NadamHyper};
@@ -45,6 +51,9 @@ pub use rprop::{Rprop, RpropHyper};
 pub use rule::{
     run_elementwise, step, Elementwise, Field, Hyperparameters, Kind, Rule, Slot, Tensor, Value,
     MAX_SLOTS,
+};
+pub use schedule_free::{
+    ScheduleFreeAdamw, ScheduleFreeAdamwHyper, ScheduleFreeSgd, ScheduleFreeSgdHyper,
 };
 pub use sgd::{Sgd, SgdHyper};
 

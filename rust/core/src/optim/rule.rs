@@ -21,6 +21,7 @@ use std::marker::PhantomData;
 
 use super::{Ptrs, Work};
 use crate::error::{Error, Result};
+use crate::optimize::reduce::{pass_many, Body};
 use crate::simd::{Lanes, Real, Step};
 
 /// The most state slots a rule has.
@@ -357,6 +358,36 @@ pub trait Elementwise: Rule {
         scalars: &mut [f64; MAX_SLOTS],
     ) -> Self::Consts<T>;
 
+    /// Whether the update needs two sums over each whole tensor first (the
+    /// norms of a trust ratio: LAMB, LARS). Then [`Elementwise::sums`] runs
+    /// as a first pass over every tensor (a deterministic reduction,
+    /// `optimize::reduce`), [`Elementwise::finish`] turns each tensor's sums
+    /// into its constants, and [`Elementwise::at`] is the second pass.
+    const NORMS: bool = false;
+
+    /// The first pass of a rule with [`Elementwise::NORMS`]: may update
+    /// state; returns the two terms of each element to sum (e.g. `p * p`
+    /// and `u * u`).
+    ///
+    /// # Safety
+    /// As [`Elementwise::at`].
+    #[inline(always)]
+    unsafe fn sums<T: Real, L: Lanes<T>>(
+        c: &Self::Consts<T>,
+        g: L,
+        p: *mut T,
+        s: [*mut T; MAX_SLOTS],
+    ) -> [L; 2] {
+        let _ = (c, g, p, s);
+        [L::splat(T::ZERO); 2]
+    }
+
+    /// Sets a tensor's constants from the sums of its first pass (in f64,
+    /// in the fixed order of `optimize::reduce`).
+    fn finish<T: Real>(c: &mut Self::Consts<T>, sums: [f64; 2]) {
+        let _ = (c, sums);
+    }
+
     /// Elements `0 .. L::N` of the param at `p` and the slots at `s`, with
     /// `g` the (scaled) grad there.
     ///
@@ -389,25 +420,57 @@ impl<R: Elementwise, T: Real> Copy for ElemConsts<R, T> {}
 /// Streams: the param, then every slot | the grad.
 const STREAMS: usize = 1 + MAX_SLOTS;
 
+/// The grad at `g + i`, scaled, and the param and slot pointers at `i`
+/// (`wrapping_add`: an unused slot is a dangling empty-slice pointer).
+#[inline(always)]
+unsafe fn at_index<T: Real, L: Lanes<T>>(
+    g: *const T,
+    scale: Option<T>,
+    w: [*mut T; STREAMS],
+    i: usize,
+) -> (L, *mut T, [*mut T; MAX_SLOTS]) {
+    let mut g = L::load(g.add(i));
+    if let Some(scale) = scale {
+        g = g.mul(L::splat(scale));
+    }
+    let [p, slots @ ..] = w.map(|s| s.wrapping_add(i));
+    (g, p, slots)
+}
+
 impl<R: Elementwise, T: Real> Step<T> for Ptrs<T, ElemConsts<R, T>, STREAMS, 1> {
     #[inline(always)]
     unsafe fn at<L: Lanes<T>>(&mut self, i: usize) {
-        let mut g = L::load(self.r[0].add(i));
-        if let Some(scale) = self.c.scale {
-            g = g.mul(L::splat(scale));
-        }
-        // `wrapping_add`: an unused slot is a dangling empty-slice pointer.
-        let [p, slots @ ..] = self.w.map(|s| s.wrapping_add(i));
+        let (g, p, slots) = at_index::<T, L>(self.r[0], self.c.scale, self.w, i);
         R::at::<T, L>(&self.c.c, g, p, slots);
     }
 }
 
+/// One tensor of the first pass of a rule with [`Elementwise::NORMS`].
+struct SumsPass<R: Elementwise, T: Real> {
+    c: ElemConsts<R, T>,
+    w: [*mut T; STREAMS],
+    g: *const T,
+}
+
+// SAFETY: the pass's concurrent chunks touch disjoint index ranges of the
+// same buffers (`Body::at`), which outlive the pass.
+unsafe impl<R: Elementwise, T: Real> Sync for SumsPass<R, T> {}
+
+impl<R: Elementwise, T: Real> Body<T, 2> for SumsPass<R, T> {
+    #[inline(always)]
+    unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; 2], L) {
+        let (g, p, slots) = at_index::<T, L>(self.g, self.c.scale, self.w, i);
+        (R::sums::<T, L>(&self.c.c, g, p, slots), g)
+    }
+}
+
 /// [`Rule::step`] of an element-wise rule: every tensor's constants, then
-/// one parallel job over fixed chunks of all tensors.
+/// one parallel job over fixed chunks of all tensors (two, the first
+/// taking each tensor's sums, for a rule with [`Elementwise::NORMS`]).
 pub fn run_elementwise<R: Elementwise, T: Real>(
     tensors: &mut [Tensor<'_, T, R::Hyper>],
 ) -> Result<()> {
-    let work: Vec<Work<'_, T, ElemConsts<R, T>, STREAMS, 1>> = tensors
+    let mut work: Vec<Work<'_, T, ElemConsts<R, T>, STREAMS, 1>> = tensors
         .iter_mut()
         .map(|t| {
             let c = R::consts::<T>(&t.hyper, t.step, &t.fresh, &mut t.scalars);
@@ -434,5 +497,22 @@ pub fn run_elementwise<R: Elementwise, T: Real>(
             }
         })
         .collect();
+    if R::NORMS {
+        let items: Vec<(usize, SumsPass<R, T>)> = work
+            .iter_mut()
+            .map(|t| {
+                let pass = SumsPass {
+                    c: t.c,
+                    w: t.w.each_mut().map(|s| s.as_mut_ptr()),
+                    g: t.r[0].as_ptr(),
+                };
+                (t.w[0].len(), pass)
+            })
+            .collect();
+        let sums = pass_many(&items)?;
+        for (t, s) in work.iter_mut().zip(sums) {
+            R::finish(&mut t.c.c, s.sum);
+        }
+    }
     super::run_all(work)
 }
