@@ -252,6 +252,16 @@ CASES = {
             ("rprop", optim.Rprop, "Rprop", ref.torch_rprop, {"lr": 1e-2}),
             ("asgd", optim.ASGD, "ASGD", ref.torch_asgd, {"lr": 1e-2}),
             ("lion", optim.Lion, None, ref.lion, {"lr": 1e-4}),
+            ("lamb", optim.LAMB, None, ref.lamb, {"lr": 1e-3}),
+            ("lars", optim.LARS, None, ref.lars, {"lr": 0.1}),
+            (
+                "schedulefreeadamw",
+                optim.ScheduleFreeAdamW,
+                None,
+                ref.schedule_free_adamw,
+                {"lr": 2.5e-3},
+            ),
+            ("schedulefreesgd", optim.ScheduleFreeSGD, None, ref.schedule_free_sgd, {"lr": 1.0}),
             ("adafactor", optim.Adafactor, "Adafactor", ref.torch_adafactor, {"lr": 1e-2}),
             ("muon", optim.Muon, "Muon", ref.torch_muon, {"lr": 1e-3}),
         ]

@@ -48,6 +48,10 @@ class _ScheduleFree(Optimizer):
     def _validate(self, group: Mapping[str, Any], where: str) -> None:
         _flag(f"{where}train_mode", group.get("train_mode", True))
         super()._validate(group, where)
+        try:
+            self._schedule({**self.defaults, **group})  # the next step's weight is finite
+        except ValueError as e:
+            raise ValueError(f"{where}{e}") from None
 
     def _add_param_group(self, param_group: Mapping[str, Any]) -> None:
         # A group added later joins in the optimizer's current mode.
@@ -165,7 +169,11 @@ class _ScheduleFree(Optimizer):
 
     def _stage(self, state_dict: Mapping[str, Any]) -> Callable[[], None]:
         commit = super()._stage(state_dict)
-        modes = {bool(g["train_mode"]) for g in state_dict["param_groups"] if "train_mode" in g}
+        modes = {
+            _flag(f"state_dict param_groups[{i}]: train_mode", g["train_mode"])
+            for i, g in enumerate(state_dict["param_groups"])
+            if "train_mode" in g
+        }
         if len(modes) > 1:
             raise ValueError("state_dict param groups disagree on train_mode")
 
