@@ -82,7 +82,8 @@ def test_quick_demo_json_is_sane(quick):
 
     runs = parts["1_optimizers"]["runs"]
     assert set(runs) == {
-        "SGD", "SGD+momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW", "L-BFGS"
+        "SGD", "SGD+momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW", "L-BFGS",
+        "Lion", "Schedule-free AdamW",
     }  # fmt: skip
     for name, run in runs.items():
         final = run["final"]

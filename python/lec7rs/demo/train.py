@@ -95,9 +95,16 @@ def train(
     drop_rng, aug_rng = gen.spawn(2)
     history = History()
 
+    # A schedule-free optimizer trains at y and is evaluated at its average x.
+    swap = hasattr(optimizer, "train_mode")
+
     def record(step: int) -> None:
+        if swap:
+            optimizer.eval()
         train_loss, train_acc = net.evaluate(X_train, train_set.labels)
         val_loss, val_acc = net.evaluate(X_val, val_set.labels)
+        if swap:
+            optimizer.train()
         history.step.append(step)
         history.epoch.append(step / per_epoch)
         history.lr.append(float(optimizer.param_groups[-1]["lr"]))
