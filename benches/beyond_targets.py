@@ -83,7 +83,10 @@ def torch_steps(n: int, threads: int) -> dict:
             "timm.optim.Lamb(always_adapt, no clipping)",
             make(lambda ps: to.Lamb(ps, always_adapt=True, max_grad_norm=None)),
         )
-        out["LARS"] = ("timm.optim.Lars", make(lambda ps: to.Lars(ps, lr=0.1, momentum=0.9)))
+        out["LARS"] = (
+            "timm.optim.Lars(always_adapt)",
+            make(lambda ps: to.Lars(ps, lr=0.1, momentum=0.9, always_adapt=True)),
+        )
         out["Lookahead(Adam)"] = (
             "timm.optim.Lookahead(torch Adam)",
             make(lambda ps: to.Lookahead(torch.optim.Adam(ps), k=5)),
@@ -140,9 +143,16 @@ def main() -> int:
         )
     exe = build_roofline()
     if exe is not None:
-        roof = roofline(exe, n, reps, args.threads)
+        # Rounds of (roofline, Lion), best of each: both see the same drift.
+        t, roof = float("inf"), None
+        for _ in range(3):
+            r = roofline(exe, n, max(2, reps // 2), args.threads)
+            if roof is None or r["copy_gbs"] > roof["copy_gbs"]:
+                roof = {**r, "adam_ms": min(r["adam_ms"], (roof or r)["adam_ms"])}
+            else:
+                roof["adam_ms"] = min(roof["adam_ms"], r["adam_ms"])
+            t = min(t, best_of(ours["Lion"], max(2, reps // 2)))
         print("roofline:", roof["line"])
-        t = best_of(ours["Lion"], reps)
         times["Lion"] = t
         bound = 20 * n / (roof["copy_gbs"] * 1e9)
         row(

@@ -11,7 +11,7 @@
 
 use super::{Ptrs, Work};
 use crate::error::{Error, Result};
-use crate::optimize::reduce::{pass_many, Body, In};
+use crate::optimize::reduce::{pass_many, prefetch, Body, In, AHEAD_BYTES};
 use crate::simd::{Lanes, Real, Step};
 
 /// The order of a vector norm.
@@ -53,6 +53,7 @@ impl<T: Real> Body<T, 1> for Terms<T> {
 
     #[inline(always)]
     unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; 1], L) {
+        prefetch::<T, L>(self.g.0, i, AHEAD_BYTES);
         let g = self.g.get::<L>(i);
         let a = g.abs();
         let term = match self.norm {

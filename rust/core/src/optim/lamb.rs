@@ -112,6 +112,7 @@ pub(crate) fn trust_ratio(p_sq: f64, u_sq: f64, clip: bool) -> f64 {
 impl Elementwise for Lamb {
     type Consts<T: Real> = LambConsts<T>;
     const NORMS: bool = true;
+    const SUMS_SLOTS: usize = 2;
 
     fn consts<T: Real>(
         h: &LambHyper,

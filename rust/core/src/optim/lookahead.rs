@@ -57,7 +57,11 @@ pub fn sync<T: Real>(fast: Vec<&mut [T]>, slow: Vec<&mut [T]>, alpha: f64) -> Re
     let work: Vec<Work<'_, T, SyncConsts<T>, 2, 0>> = fast
         .into_iter()
         .zip(slow)
-        .map(|(f, s)| Work { w: [f, s], r: [], c })
+        .map(|(f, s)| Work {
+            w: [f, s],
+            r: [],
+            c,
+        })
         .collect();
     super::run_all(work)
 }
@@ -80,7 +84,7 @@ mod tests {
             assert_eq!(fast, want);
         }
         let mut a = vec![1.0f64; 3];
-        let mut b = vec![0.0f64; 2];
+        let mut b = [0.0f64; 2];
         assert!(sync(vec![&mut a[..]], vec![&mut b[..]], 0.5).is_err());
         assert!(sync(vec![&mut a[..2]], vec![&mut b[..]], 1.5).is_err());
         assert_eq!(a, vec![1.0; 3]);

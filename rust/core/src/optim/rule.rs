@@ -21,7 +21,7 @@ use std::marker::PhantomData;
 
 use super::{Ptrs, Work};
 use crate::error::{Error, Result};
-use crate::optimize::reduce::{pass_many, Body};
+use crate::optimize::reduce::{pass_many, prefetch, Body, AHEAD_BYTES};
 use crate::simd::{Lanes, Real, Step};
 
 /// The most state slots a rule has.
@@ -365,6 +365,10 @@ pub trait Elementwise: Rule {
     /// into its constants, and [`Elementwise::at`] is the second pass.
     const NORMS: bool = false;
 
+    /// How many of the first slots [`Elementwise::sums`] reads (prefetched
+    /// in the first pass, with the param and the grad).
+    const SUMS_SLOTS: usize = 0;
+
     /// The first pass of a rule with [`Elementwise::NORMS`]: may update
     /// state; returns the two terms of each element to sum (e.g. `p * p`
     /// and `u * u`).
@@ -440,6 +444,12 @@ unsafe fn at_index<T: Real, L: Lanes<T>>(
 impl<R: Elementwise, T: Real> Step<T> for Ptrs<T, ElemConsts<R, T>, STREAMS, 1> {
     #[inline(always)]
     unsafe fn at<L: Lanes<T>>(&mut self, i: usize) {
+        if R::NORMS {
+            // The second pass of a two-pass rule reads mostly: prefetch it.
+            for &w in &self.w[..1 + R::SUMS_SLOTS] {
+                prefetch::<T, L>(w, i, AHEAD_BYTES);
+            }
+        }
         let (g, p, slots) = at_index::<T, L>(self.r[0], self.c.scale, self.w, i);
         R::at::<T, L>(&self.c.c, g, p, slots);
     }
@@ -459,6 +469,10 @@ unsafe impl<R: Elementwise, T: Real> Sync for SumsPass<R, T> {}
 impl<R: Elementwise, T: Real> Body<T, 2> for SumsPass<R, T> {
     #[inline(always)]
     unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; 2], L) {
+        prefetch::<T, L>(self.g, i, AHEAD_BYTES);
+        for &w in self.w[..1 + R::SUMS_SLOTS].iter().filter(|w| !w.is_null()) {
+            prefetch::<T, L>(w, i, AHEAD_BYTES);
+        }
         let (g, p, slots) = at_index::<T, L>(self.g, self.c.scale, self.w, i);
         (R::sums::<T, L>(&self.c.c, g, p, slots), g)
     }
@@ -501,9 +515,15 @@ pub fn run_elementwise<R: Elementwise, T: Real>(
         let items: Vec<(usize, SumsPass<R, T>)> = work
             .iter_mut()
             .map(|t| {
+                // Null for unused slots (never prefetched); an unused slot's
+                // slice is empty (so is a used one of an empty tensor).
+                let ptr = |s: &mut &mut [T]| match s.is_empty() {
+                    true => std::ptr::null_mut(),
+                    false => s.as_mut_ptr(),
+                };
                 let pass = SumsPass {
                     c: t.c,
-                    w: t.w.each_mut().map(|s| s.as_mut_ptr()),
+                    w: t.w.each_mut().map(ptr),
                     g: t.r[0].as_ptr(),
                 };
                 (t.w[0].len(), pass)

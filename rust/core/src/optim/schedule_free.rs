@@ -100,7 +100,14 @@ fn check_common(lr: f64, weight_decay: f64, r: f64, weight_lr_power: f64) -> Res
 
 /// The group's schedule, as the Python class keeps it.
 fn check_schedule(lr_max: f64, weight_sum: f64, scheduled_lr: f64, ckp1: f64) -> Result<()> {
-    check_range("lr_max", lr_max, -1.0, f64::MAX, false, "-1 (no step yet) or >= 0")?;
+    check_range(
+        "lr_max",
+        lr_max,
+        -1.0,
+        f64::MAX,
+        false,
+        "-1 (no step yet) or >= 0",
+    )?;
     check_non_negative("weight_sum", weight_sum)?;
     check_non_negative("scheduled_lr", scheduled_lr)?;
     check_range("ckp1", ckp1, 0.0, 1.0, false, "in [0, 1]")

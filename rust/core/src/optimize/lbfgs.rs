@@ -45,7 +45,7 @@
 //! ([`super::reduce`]), so both results are bit-identical for any thread
 //! count and SIMD level.
 
-use super::reduce::{accumulate, pass, pass_n, Body, BodyN, In, Out, BLOCK};
+use super::reduce::{self, accumulate, pass, pass_n, Body, BodyN, In, Out, BLOCK};
 use crate::error::{Error, Result};
 use crate::simd::{Lanes, Real};
 
@@ -182,13 +182,10 @@ const PAIRS_PER_PASS: usize = 20;
 /// `m = 10` without it).
 const PREFETCH_BYTES: usize = 1024;
 
-/// Prefetches `at + PREFETCH_BYTES` of `stream` from a vector body (the
-/// scalar level and tails skip it).
+/// Prefetches `at + PREFETCH_BYTES` of `stream` from a vector body.
 #[inline(always)]
 fn prefetch<T: Real, L: Lanes<T>>(stream: In<T>, at: usize) {
-    if L::N > 1 {
-        stream.prefetch(at + PREFETCH_BYTES / std::mem::size_of::<T>());
-    }
+    reduce::prefetch::<T, L>(stream.0, at, PREFETCH_BYTES);
 }
 
 /// `a_i = s_i'g` and `b_i = y_i'g` for every pair, and for each new pair

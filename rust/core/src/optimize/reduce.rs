@@ -444,6 +444,21 @@ impl<T> In<T> {
     }
 }
 
+/// How far ahead a pass with few streams prefetches: a read-only stream
+/// gets about half the bandwidth of a read-write mix from the hardware
+/// prefetchers alone (the norm pass of a 50M float32 vector: 15.7 GB/s
+/// without, 20 GB/s with, 25.7 GB/s for gcc's OpenMP sum, 2 threads).
+pub(crate) const AHEAD_BYTES: usize = 4096;
+
+/// Prefetches element `i + bytes / size_of::<T>()` of the stream at `ptr`
+/// from a vector body; the scalar level and tails skip it.
+#[inline(always)]
+pub(crate) fn prefetch<T: Real, L: Lanes<T>>(ptr: *const T, i: usize, bytes: usize) {
+    if L::N > 1 {
+        In(ptr).prefetch(i + bytes / std::mem::size_of::<T>());
+    }
+}
+
 impl<T> Out<T> {
     #[inline(always)]
     pub unsafe fn get<L: Lanes<T>>(self, i: usize) -> L {
