@@ -320,11 +320,11 @@ fn shapes(matrix: bool) -> Vec<Vec<usize>> {
 fn levels_match<R: Rule, T: Real>(h: R::Hyper, matrix: bool) {
     let shapes = shapes(matrix);
     simd::set_level(Level::Scalar).unwrap();
-    let want = run::<R, T>(h, &shapes, 4);
+    let want = run::<R, T>(h, &shapes, steps());
     for level in simd::supported_levels() {
         simd::set_level(level).unwrap();
         assert!(
-            run::<R, T>(h, &shapes, 4) == want,
+            run::<R, T>(h, &shapes, steps()) == want,
             "{} level={level}",
             R::NAME
         );
@@ -348,11 +348,11 @@ fn every_rule_is_thread_count_independent() {
     fn check<R: Rule, T: Real>(h: R::Hyper, matrix: bool) {
         let shapes = shapes(matrix);
         parallel::set_num_threads(1).unwrap();
-        let want = run::<R, T>(h, &shapes, 3);
+        let want = run::<R, T>(h, &shapes, steps());
         for threads in [2, 3] {
             parallel::set_num_threads(threads).unwrap();
             assert!(
-                run::<R, T>(h, &shapes, 3) == want,
+                run::<R, T>(h, &shapes, steps()) == want,
                 "{} threads={threads}",
                 R::NAME
             );
