@@ -86,7 +86,17 @@ def save(
         if not isinstance(state, dict):
             raise TypeError(f"{part}.state_dict() returned {type(state).__name__}, not a dict")
         tree[part] = state
-    write_atomically(path, lambda f: _format.write(f, tree))
+
+    def write() -> None:
+        write_atomically(path, lambda f: _format.write(f, tree))
+
+    # A lec7rs.distributed.ShardedOptimizer: every rank gathered its state
+    # above; rank 0 writes, the others wait for it.
+    collective = getattr(optimizer, "_checkpoint_write", None)
+    if collective is not None:
+        collective(write)
+    else:
+        write()
 
 
 def load(

@@ -80,12 +80,16 @@ class Optimizer:
     _kinds: ClassVar[tuple[str, ...]] = ()
     #: The group keys that are hyperparameters (besides ``frozen``).
     _hyper_keys: ClassVar[tuple[str, ...]] = ()
+    #: Whether any slice of a param can be stepped alone (element-wise
+    #: rules; not LAMB, LARS, Adafactor, Muon): from the core.
+    _sliceable: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         rule = cls.__dict__.get("_rule")
         if rule is not None:
-            names, slots = _core.optimizer_rule(rule)
+            names, slots, sliceable = _core.optimizer_rule(rule)
+            cls._sliceable = sliceable
             cls._hyper_keys = tuple(names)
             cls._slots = tuple(name for name, _ in slots)
             cls._kinds = tuple(kind for _, kind in slots)

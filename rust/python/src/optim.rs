@@ -86,7 +86,7 @@ pub fn optimizer_check(rule: &str, group: &Bound<'_, PyDict>) -> PyResult<()> {
 }
 
 /// A rule's hyperparameter names and its `(slot name, slot kind)` pairs.
-type RuleInfo = (Vec<&'static str>, Vec<(&'static str, &'static str)>);
+type RuleInfo = (Vec<&'static str>, Vec<(&'static str, &'static str)>, bool);
 
 /// `(hyperparameter names, [(slot name, slot kind)])` of a rule.
 #[pyfunction]
@@ -94,6 +94,7 @@ pub fn optimizer_rule(rule: &str) -> PyResult<RuleInfo> {
     with_rule!(rule, R => Ok((
         <R as Rule>::Hyper::NAMES.to_vec(),
         R::SLOTS.iter().map(|s| (s.name, s.kind.name())).collect(),
+        R::SLICEABLE,
     )))
 }
 

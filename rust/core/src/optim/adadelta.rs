@@ -42,6 +42,7 @@ pub struct AdadeltaConsts<T> {
 impl Rule for Adadelta {
     type Hyper = AdadeltaHyper;
     const NAME: &'static str = "adadelta";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("square_avg"), Slot::param("acc_delta")];
 
     fn validate(h: &AdadeltaHyper) -> Result<()> {

@@ -81,6 +81,7 @@ const TILE_ROWS: (usize, usize) = (16, 512);
 impl Rule for Adafactor {
     type Hyper = AdafactorHyper;
     const NAME: &'static str = "adafactor";
+    const SLICEABLE: bool = false;
     const SLOTS: &'static [Slot] = &[
         Slot::rows("row_var"),
         Slot::cols("col_var"),

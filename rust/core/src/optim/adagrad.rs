@@ -42,6 +42,7 @@ pub struct AdagradConsts<T> {
 impl Rule for Adagrad {
     type Hyper = AdagradHyper;
     const NAME: &'static str = "adagrad";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("sum")];
 
     fn validate(h: &AdagradHyper) -> Result<()> {

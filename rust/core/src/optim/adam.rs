@@ -123,6 +123,7 @@ pub struct AdamConsts<T> {
 impl Rule for Adam {
     type Hyper = AdamHyper;
     const NAME: &'static str = "adam";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[
         Slot::param("exp_avg"),
         Slot::param("exp_avg_sq"),

@@ -42,6 +42,7 @@ pub struct AdamaxConsts<T> {
 impl Rule for Adamax {
     type Hyper = AdamaxHyper;
     const NAME: &'static str = "adamax";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("exp_avg"), Slot::param("exp_inf")];
 
     fn validate(h: &AdamaxHyper) -> Result<()> {

@@ -45,6 +45,7 @@ pub struct AsgdConsts<T> {
 impl Rule for Asgd {
     type Hyper = AsgdHyper;
     const NAME: &'static str = "asgd";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::scalar("eta"), Slot::scalar("mu"), Slot::param("ax")];
 
     fn validate(h: &AsgdHyper) -> Result<()> {

@@ -79,6 +79,7 @@ impl<T: Real> LambConsts<T> {
 impl Rule for Lamb {
     type Hyper = LambHyper;
     const NAME: &'static str = "lamb";
+    const SLICEABLE: bool = false;
     const SLOTS: &'static [Slot] = &[Slot::param("exp_avg"), Slot::param("exp_avg_sq")];
 
     fn validate(h: &LambHyper) -> Result<()> {

@@ -65,6 +65,7 @@ fn sgd(h: &LarsHyper) -> SgdHyper {
 impl Rule for Lars {
     type Hyper = LarsHyper;
     const NAME: &'static str = "lars";
+    const SLICEABLE: bool = false;
     const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer")];
 
     fn validate(h: &LarsHyper) -> Result<()> {

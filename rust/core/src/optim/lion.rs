@@ -42,6 +42,7 @@ pub struct LionConsts<T> {
 impl Rule for Lion {
     type Hyper = LionHyper;
     const NAME: &'static str = "lion";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("exp_avg")];
 
     fn validate(h: &LionHyper) -> Result<()> {

@@ -87,6 +87,7 @@ pub struct Muon;
 impl Rule for Muon {
     type Hyper = MuonHyper;
     const NAME: &'static str = "muon";
+    const SLICEABLE: bool = false;
     const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer")];
 
     fn validate(h: &MuonHyper) -> Result<()> {

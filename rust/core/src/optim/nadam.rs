@@ -51,6 +51,7 @@ pub struct NadamConsts<T> {
 impl Rule for Nadam {
     type Hyper = NadamHyper;
     const NAME: &'static str = "nadam";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[
         Slot::scalar("mu_product"),
         Slot::param("exp_avg"),

@@ -51,6 +51,7 @@ pub struct RadamConsts<T> {
 impl Rule for Radam {
     type Hyper = RadamHyper;
     const NAME: &'static str = "radam";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("exp_avg"), Slot::param("exp_avg_sq")];
 
     fn validate(h: &RadamHyper) -> Result<()> {

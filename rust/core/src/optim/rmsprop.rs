@@ -52,6 +52,7 @@ pub struct RmspropConsts<T> {
 impl Rule for Rmsprop {
     type Hyper = RmspropHyper;
     const NAME: &'static str = "rmsprop";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[
         Slot::param("square_avg"),
         Slot::param("momentum_buffer"),

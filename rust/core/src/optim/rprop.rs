@@ -41,6 +41,7 @@ pub struct RpropConsts<T> {
 impl Rule for Rprop {
     type Hyper = RpropHyper;
     const NAME: &'static str = "rprop";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("prev"), Slot::param("step_size")];
 
     fn validate(h: &RpropHyper) -> Result<()> {

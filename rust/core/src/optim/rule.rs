@@ -295,6 +295,11 @@ pub trait Rule: 'static {
     /// The rule's name in the binding's table, e.g. `"adam"`.
     const NAME: &'static str;
     const SLOTS: &'static [Slot];
+    /// Whether any slice of a tensor can be stepped alone: the update of an
+    /// element depends on that element and per-tensor scalars only (not on
+    /// norms, row / column statistics or matrix functions of the tensor).
+    /// `lec7rs.distributed.ShardedOptimizer` shards only such rules.
+    const SLICEABLE: bool;
 
     fn validate(h: &Self::Hyper) -> Result<()>;
 

@@ -168,6 +168,7 @@ impl<T: Real> ScheduleFreeConsts<T> {
 impl Rule for ScheduleFreeAdamw {
     type Hyper = ScheduleFreeAdamwHyper;
     const NAME: &'static str = "schedule_free_adamw";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("z"), Slot::param("exp_avg_sq")];
 
     fn validate(h: &ScheduleFreeAdamwHyper) -> Result<()> {
@@ -224,6 +225,7 @@ impl Elementwise for ScheduleFreeAdamw {
 impl Rule for ScheduleFreeSgd {
     type Hyper = ScheduleFreeSgdHyper;
     const NAME: &'static str = "schedule_free_sgd";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("z")];
 
     fn validate(h: &ScheduleFreeSgdHyper) -> Result<()> {

@@ -52,6 +52,7 @@ pub struct SgdConsts<T> {
 impl Rule for Sgd {
     type Hyper = SgdHyper;
     const NAME: &'static str = "sgd";
+    const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer")];
 
     fn validate(h: &SgdHyper) -> Result<()> {

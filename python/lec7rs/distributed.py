@@ -1,0 +1,487 @@
+"""Data-parallel training over MPI (mpi4py): a deterministic all-reduce of the
+grads and a ZeRO stage 1 sharded optimizer. Needs the ``mpi`` extra
+(``pip install "lec7rs[mpi]"``: mpi4py and the MPICH wheel, whose
+``mpiexec`` starts the ranks)::
+
+    mpiexec -n 4 python train.py
+
+**Deterministic reduction.** MPI's own ``Allreduce`` may add the ranks'
+contributions in any order (the order depends on the library, the number
+of ranks and the message size), so its floating-point result can differ
+between runs and libraries. Here each buffer is cut into one block per rank
+(to the element); every rank sends block ``r`` of its buffer to rank ``r``
+(``Alltoallv``: plain copies), rank ``r`` adds the ``K`` copies of its block
+in rank order, ``((g_0 + g_1) + g_2) + ...``, divides by ``K`` for the mean
+(in the grads' dtype, as NumPy does), and every block is sent back to every
+rank (``Allgatherv``: copies again). No arithmetic happens inside MPI, so
+the result is the same bits on every rank for any MPI library and
+algorithm; each rank sends ``2 (K - 1) / K`` of the buffer's bytes, as a
+ring all-reduce does. Small arrays are packed into buckets of about 4 MB.
+
+**Failure.** Importing this module installs a ``sys.excepthook`` that prints
+the uncaught exception of a rank and aborts the whole job
+(``MPI_Abort``), so the other ranks do not wait forever in a collective.
+The collectives of this module first agree on their arguments (a small
+``allgather`` of each rank's description of them): a rank whose arrays
+differ (names, shapes, dtypes, which grads are None) makes every rank raise
+``ValueError``, not hang.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import numpy as np
+
+try:
+    from mpi4py import MPI
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        'lec7rs.distributed needs mpi4py and an MPI library: pip install "lec7rs[mpi]"'
+    ) from e
+
+from .optim.optimizer import Optimizer
+
+__all__ = ["ShardedOptimizer", "allreduce_grads"]
+
+#: Elements per bucket of packed small arrays (4 MB of float32).
+BUCKET = 1 << 20
+
+_MPI_TYPE = {np.dtype(np.float32): MPI.FLOAT, np.dtype(np.float64): MPI.DOUBLE}
+
+
+def _abort_on_uncaught(exc_type, exc, tb) -> None:
+    """sys.excepthook: print the error (this rank's, prefixed), then end the
+    whole job instead of leaving the other ranks in a collective."""
+    rank = MPI.COMM_WORLD.Get_rank()
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    sys.stderr.write(f"[lec7rs.distributed] rank {rank}: uncaught exception, aborting:\n{text}")
+    sys.stderr.flush()
+    MPI.COMM_WORLD.Abort(1)
+
+
+sys.excepthook = _abort_on_uncaught
+
+
+def _comm(comm: Any) -> Any:
+    if comm is None:
+        return MPI.COMM_WORLD
+    if not isinstance(comm, MPI.Comm):
+        raise TypeError(f"comm: expected an mpi4py communicator, got {type(comm).__name__}")
+    return comm
+
+
+def _agree(comm: Any, error: str | None, digest: bytes, what: str) -> None:
+    """Every rank raises ValueError if any rank has an error or a digest
+    different from rank 0's; else returns on every rank."""
+    views = comm.allgather((error, digest))
+    for r, (err, _) in enumerate(views):
+        if err is not None:
+            raise ValueError(err if r == comm.Get_rank() else f"rank {r}: {err}")
+    bad = [r for r, (_, d) in enumerate(views) if d != views[0][1]]
+    if bad:
+        raise ValueError(
+            f"{what} differ across ranks: rank {bad[0]}'s do not match rank 0's "
+            "(names, shapes, dtypes, or which entries are None)"
+        )
+
+
+def _digest(parts: list) -> bytes:
+    return hashlib.sha256(repr(parts).encode()).digest()
+
+
+def _split(n: int, k: int) -> list[int]:
+    """``n`` elements cut into ``k`` blocks, to the element: the first
+    ``n % k`` blocks get one more."""
+    return [n // k + (r < n % k) for r in range(k)]
+
+
+def _offsets(counts: list[int]) -> list[int]:
+    out, total = [], 0
+    for c in counts:
+        out.append(total)
+        total += int(c)
+    return out
+
+
+def _reduce_blocks(comm: Any, buf: np.ndarray, counts: list[int], mean: bool) -> np.ndarray:
+    """This rank's block of the rank-order sum (or mean) of ``buf`` over all
+    ranks (``counts``: every rank's block size)."""
+    k, r = comm.Get_size(), comm.Get_rank()
+    t = _MPI_TYPE[buf.dtype]
+    mine = counts[r]
+    recv = np.empty((k, mine), dtype=buf.dtype)
+    send = [buf, counts, _offsets(counts), t]
+    comm.Alltoallv(send, [recv, [mine] * k, [mine * j for j in range(k)], t])
+    acc = recv[0].copy()
+    for j in range(1, k):
+        acc += recv[j]
+    if mean:
+        acc /= buf.dtype.type(k)
+    return acc
+
+
+def _gather_blocks(comm: Any, block: np.ndarray, out: np.ndarray, counts: list[int]) -> None:
+    t = _MPI_TYPE[out.dtype]
+    comm.Allgatherv([block, t], [out, counts, _offsets(counts), t])
+
+
+def _buckets(sizes: list[int], limit: int = BUCKET) -> list[list[int]]:
+    """Consecutive indices grouped into buckets of at most ``limit`` elements
+    (an array larger than that is a bucket of its own)."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    total = 0
+    for i, n in enumerate(sizes):
+        if cur and total + n > limit:
+            out.append(cur)
+            cur, total = [], 0
+        cur.append(i)
+        total += n
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _as_list(grads: Any, what: str) -> tuple[list, list]:
+    if isinstance(grads, Mapping):
+        return list(grads.keys()), list(grads.values())
+    if isinstance(grads, (list, tuple)):
+        return list(range(len(grads))), list(grads)
+    raise TypeError(f"{what} must be a list or dict of arrays, got {type(grads).__name__}")
+
+
+def allreduce_grads(grads: Any, *, comm: Any = None, op: str = "mean") -> None:
+    """Replaces every array of ``grads`` (a list or dict; ``None`` entries are
+    skipped, and must be None on every rank) by its sum (``op="sum"``) or
+    mean (``op="mean"``) over the ranks of ``comm`` (default
+    ``MPI.COMM_WORLD``), in place: the sum in rank order, the same bits on
+    every rank whatever the MPI library (see the module docs). Arrays must be
+    C-contiguous, writeable float32 or float64; arrays of each dtype are
+    packed into buckets of about 4 MB."""
+    comm = _comm(comm)
+    error = None
+    keys, arrays = [], []
+    try:
+        if op not in ("mean", "sum"):
+            raise ValueError(f"op: expected 'mean' or 'sum', got {op!r}")
+        keys, arrays = _as_list(grads, "grads")
+        for key, a in zip(keys, arrays):
+            if a is None:
+                continue
+            if not isinstance(a, np.ndarray) or a.dtype not in _MPI_TYPE:
+                raise TypeError(f"grads[{key!r}]: expected a float32 or float64 array")
+            if not (a.flags.c_contiguous and a.flags.writeable):
+                raise ValueError(f"grads[{key!r}]: must be C-contiguous and writeable")
+    except (TypeError, ValueError) as e:
+        error = f"{type(e).__name__}: {e}"
+    layout = [
+        (repr(k), None if a is None else (a.shape, str(a.dtype)))
+        for k, a in zip(keys, arrays)
+        if error is None
+    ]
+    _agree(comm, error, _digest(layout), "grads")
+    k = comm.Get_size()
+    for dtype in _MPI_TYPE:
+        group = [a for a in arrays if a is not None and a.dtype == dtype]
+        for bucket in _buckets([a.size for a in group]):
+            items = [group[i] for i in bucket]
+            if len(items) == 1:
+                buf = items[0].reshape(-1)
+            else:
+                buf = np.concatenate([a.reshape(-1) for a in items])
+            counts = _split(buf.size, k)
+            block = _reduce_blocks(comm, buf, counts, op == "mean")
+            _gather_blocks(comm, block, buf, counts)
+            if len(items) > 1:
+                start = 0
+                for a in items:
+                    a.reshape(-1)[...] = buf[start : start + a.size]
+                    start += a.size
+
+
+class ShardedOptimizer:
+    """ZeRO stage 1 (Rajbhandari et al. 2020): the optimizer state is split
+    across the ranks of ``comm``, each rank stepping only its slice.
+
+    The params (every group's, in order) are seen as one flat range of
+    elements, cut evenly across the ranks to the element (not whole tensors
+    per rank, as torch's ZeroRedundancyOptimizer does). ``step(grads)``
+    takes each rank's local grads (``None`` skips a param: on every rank),
+    reduces them to their mean in rank order (deterministic, as
+    :func:`allreduce_grads`, each rank receiving only its slice), steps the
+    rank's slice with ``optimizer_class`` (the same kernels; state for 1/K
+    of the params), and gathers the updated params on every rank. The
+    params must start equal on every rank; afterwards they stay equal, and
+    equal, bit for bit, to ``allreduce_grads`` + the plain optimizer.
+
+    ``optimizer_class`` must be element-wise (``SGD``, ``Adam``, ``AdamW``,
+    ``Lion``, ... : the update of an element depends only on it and on
+    per-tensor scalars). LAMB, LARS, Adafactor and Muon need whole tensors
+    (norms, row and column statistics, matrix functions) and are refused;
+    so are the schedule-free optimizers (their ``train()`` / ``eval()``).
+
+    ``param_groups`` are the wrapped optimizer's (schedulers may write
+    ``lr``; each group's ``params`` there are this rank's slices).
+    ``state_dict()`` gathers the full, unsharded state dict of the wrapped
+    optimizer, the same on every rank, which ``load_state_dict`` of a
+    ShardedOptimizer on any number of ranks, or of the plain optimizer,
+    accepts. Every method is collective: call it on every rank.
+    """
+
+    def __init__(
+        self,
+        optimizer_class: type,
+        params: Any,
+        *,
+        comm: Any = None,
+        check_finite: bool = False,
+        **hyperparameters: Any,
+    ):
+        comm = _comm(comm)
+        self.comm = comm
+        self.check_finite = bool(check_finite)
+        error = None
+        layout: list = []
+        try:
+            if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, Optimizer)):
+                raise TypeError(
+                    f"optimizer_class: expected a lec7rs optimizer class, got {optimizer_class!r}"
+                )
+            if not optimizer_class._sliceable or hasattr(optimizer_class, "train_mode"):
+                raise ValueError(
+                    f"optimizer_class: {optimizer_class.__name__} cannot be sharded to the "
+                    "element (its update needs whole tensors or moves them between modes); "
+                    "element-wise rules only: SGD, Adam, AdamW, NAdam, RAdam, Adamax, "
+                    "Adagrad, Adadelta, RMSprop, Rprop, ASGD, Lion"
+                )
+            # A plain optimizer over the full params checks them (and the
+            # hyperparameters) as usual; it is only used for that.
+            full = optimizer_class(params, **hyperparameters)
+            layout = [
+                (repr(key), p.shape, str(p.dtype), g)
+                for key, p, g in zip(full._keys, full._params, full._group_of)
+            ]
+        except (TypeError, ValueError) as e:
+            error = f"{type(e).__name__}: {e}"
+        _agree(comm, error, _digest(layout), "params")
+        k, rank = comm.Get_size(), comm.Get_rank()
+        self._cls = optimizer_class
+        self._params = full._params
+        self._keys = full._keys
+        sizes = [p.size for p in self._params]
+        total = int(sum(sizes))
+        self._total = total
+        counts = _split(total, k)
+        self._counts = counts
+        lo = int(sum(counts[:rank]))
+        hi = lo + counts[rank]
+        self._range = (lo, hi)
+        # Each param's slice on this rank, as a flat view of its memory,
+        # and every rank's slice sizes of it (for gathers).
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        bounds = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        self._starts = starts
+        self._slices = []
+        self._pieces = []  # per param: elements of it on each rank
+        for i, p in enumerate(self._params):
+            a, b = int(starts[i]), int(starts[i + 1])
+            s0 = min(max(lo - a, 0), p.size)
+            s1 = max(min(max(hi - a, 0), p.size), s0)
+            self._slices.append((s0, s1))
+            self._pieces.append(
+                [max(0, min(b, int(bounds[j + 1])) - max(a, int(bounds[j]))) for j in range(k)]
+            )
+        views = [p.reshape(-1)[s0:s1] for p, (s0, s1) in zip(self._params, self._slices)]
+        groups = []
+        for g, group in enumerate(full.param_groups):
+            members = [i for i, gi in enumerate(full._group_of) if gi == g]
+            local = {key: v for key, v in group.items() if key not in ("params", "param_names")}
+            local["params"] = {full._keys[i]: views[i] for i in members}
+            groups.append(local)
+        self.optimizer = optimizer_class(groups, **hyperparameters)
+        self._grads = [np.empty_like(v) for v in views]
+        # Buckets of consecutive params for the collectives.
+        self._buckets = _buckets(sizes)
+
+    # -- the optimizer's interface ------------------------------------------------
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.optimizer.param_groups
+
+    @property
+    def last_step_skipped(self) -> bool:
+        return self.optimizer.last_step_skipped
+
+    def _bucket_counts(self, bucket: list[int]) -> list[int]:
+        return [sum(self._pieces[i][j] for i in bucket) for j in range(self.comm.Get_size())]
+
+    def step(self, grads: Any, *, grad_scale: float | None = None) -> None:
+        """Reduces every rank's ``grads`` (mean, rank order; only this rank's
+        slice arrives here), steps this rank's slice, gathers the params."""
+        comm = self.comm
+        error = None
+        layout: list = []
+        try:
+            keys, arrays = _as_list(grads, "grads")
+            if isinstance(grads, Mapping):
+                if set(keys) != set(self._keys):
+                    raise ValueError("grads: keys differ from the params' names")
+                arrays = [grads[key] for key in self._keys]
+            elif len(arrays) != len(self._params):
+                raise ValueError(
+                    f"grads: expected {len(self._params)} entries (one per param), "
+                    f"got {len(arrays)}"
+                )
+            for key, p, g in zip(self._keys, self._params, arrays):
+                if g is None:
+                    continue
+                if not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype != p.dtype:
+                    raise ValueError(
+                        f"grads[{key!r}]: expected a {p.dtype} array of shape {p.shape}"
+                    )
+            layout = [g is None for g in arrays]
+        except (TypeError, ValueError) as e:
+            error = f"{type(e).__name__}: {e}"
+        _agree(comm, error, _digest(layout), "grads")
+        rank = comm.Get_rank()
+        # Reduce-scatter: per bucket, each rank gets the mean of its slice.
+        for bucket in self._buckets:
+            live = [i for i in bucket if arrays[i] is not None]
+            if not live:
+                continue
+            dtype = self._params[live[0]].dtype
+            buf = np.concatenate([np.ascontiguousarray(arrays[i], dtype).reshape(-1) for i in live])
+            counts = [sum(self._pieces[i][j] for i in live) for j in range(comm.Get_size())]
+            block = _reduce_blocks(comm, buf, counts, mean=True)
+            start = 0
+            for i in live:
+                n = self._pieces[i][rank]
+                self._grads[i][...] = block[start : start + n]
+                start += n
+        local = [None if arrays[i] is None else self._grads[i] for i in range(len(arrays))]
+        if self.check_finite:
+            # Each rank sees only its slice: agree, so that all skip together.
+            finite = all(np.isfinite(g).all() for g in local if g is not None)
+            if not comm.allreduce(bool(finite), op=MPI.LAND):
+                self.optimizer.last_step_skipped = True
+                self.optimizer._skipped_steps += 1
+                return
+        # The same hyperparameters and layout everywhere: if this raises, it
+        # raises on every rank, before anything changed.
+        self.optimizer.step(local, grad_scale=grad_scale)
+        self._gather_params()
+
+    def _gather_params(self) -> None:
+        comm, rank = self.comm, self.comm.Get_rank()
+        for bucket in self._buckets:
+            counts = self._bucket_counts(bucket)
+            dtype = self._params[bucket[0]].dtype
+            out = np.empty(sum(counts), dtype)
+            mine = [self._params[i].reshape(-1)[slice(*self._slices[i])] for i in bucket]
+            block = np.concatenate(mine) if counts[rank] else np.empty(0, dtype)
+            _gather_blocks(comm, block, out, counts)
+            # `out` holds rank 0's pieces of the bucket, then rank 1's, ...:
+            # put each piece back at its place in its param.
+            pos = 0
+            for j in range(comm.Get_size()):
+                for i in bucket:
+                    n = self._pieces[i][j]
+                    if n:
+                        a = int(self._starts[i])
+                        lo = int(sum(self._counts[:j]))
+                        off = max(lo - a, 0)
+                        self._params[i].reshape(-1)[off : off + n] = out[pos : pos + n]
+                        pos += n
+
+    # -- state --------------------------------------------------------------------
+
+    def _gather(self, local: np.ndarray, i: int) -> np.ndarray:
+        p = self._params[i]
+        out = np.empty(p.size, p.dtype)
+        _gather_blocks(self.comm, np.ascontiguousarray(local, p.dtype), out, self._pieces[i])
+        return out.reshape(p.shape)
+
+    def state_dict(self) -> dict:
+        """The full, unsharded state dict of the wrapped optimizer (gathered;
+        the same on every rank): what the plain optimizer's ``state_dict``
+        gives for the same steps."""
+        sd = self.optimizer.state_dict()
+        kinds = dict(zip(self._cls._slots, self._cls._kinds))
+        state = {}
+        for i in range(len(self._params)):
+            entry = sd["state"].get(i)
+            # Every rank has the same entries (the same grads were None).
+            if entry is None:
+                continue
+            full = {}
+            for key, value in entry.items():
+                if key != "step" and kinds.get(key) == "param":
+                    full[key] = self._gather(value, i)
+                else:
+                    full[key] = value
+            state[i] = full
+        sd["state"] = state
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Loads a full state dict (of a ShardedOptimizer on any number of
+        ranks, or of the plain optimizer): each rank keeps its slice. Checked
+        on every rank first; if any rank's check fails, every rank raises and
+        nothing changes."""
+        self._stage_load_state_dict(state_dict)()
+
+    def _stage_load_state_dict(self, state_dict: Mapping[str, Any]) -> Callable[[], None]:
+        error = None
+        commit: Callable[[], None] = lambda: None  # noqa: E731
+        try:
+            commit = self.optimizer._stage_load_state_dict(self._local_state(state_dict))
+        except (TypeError, ValueError, KeyError) as e:
+            error = f"{type(e).__name__}: {e}"
+        _agree(self.comm, error, b"", "state dicts")
+        return commit
+
+    def _local_state(self, state_dict: Mapping[str, Any]) -> dict:
+        if not isinstance(state_dict, Mapping) or not isinstance(state_dict.get("state"), Mapping):
+            raise ValueError("state_dict: expected a dict with a 'state' entry")
+        kinds = dict(zip(self._cls._slots, self._cls._kinds))
+        local = {}
+        for i, entry in state_dict["state"].items():
+            if (
+                not isinstance(entry, Mapping)
+                or not isinstance(i, int)
+                or not (0 <= i < len(self._params))
+            ):
+                raise ValueError(f"state_dict state: unexpected entry {i!r}")
+            p = self._params[i]
+            s0, s1 = self._slices[i]
+            out = {}
+            for key, value in entry.items():
+                if key != "step" and kinds.get(key) == "param":
+                    if not isinstance(value, np.ndarray) or value.shape != p.shape:
+                        raise ValueError(
+                            f"state_dict state[{i}][{key!r}]: expected an array of shape {p.shape}"
+                        )
+                    out[key] = np.ascontiguousarray(value).reshape(-1)[s0:s1]
+                else:
+                    out[key] = value
+            local[i] = out
+        return {**state_dict, "state": local}
+
+    def _checkpoint_write(self, write: Callable[[], None]) -> None:
+        """``lec7rs.checkpoint.save``: rank 0 writes (atomically), the others
+        wait for it and raise if it failed."""
+        error = None
+        if self.comm.Get_rank() == 0:
+            try:
+                write()
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"
+        error = self.comm.bcast(error, root=0)
+        if error is not None:
+            raise OSError(f"rank 0 could not write the checkpoint: {error}")
