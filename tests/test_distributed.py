@@ -61,3 +61,29 @@ def test_an_uncaught_error_on_one_rank_ends_the_job(k):
     assert r.stderr.count("boom on the last rank") >= 1
     assert "uncaught exception, aborting" in r.stderr
     assert "not reached" not in r.stdout
+
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "distributed_digits.py"
+
+
+def run_example(k: int, *args: str) -> str:
+    env = {**os.environ, "LEC7RS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [MPIEXEC, "-n", str(k), sys.executable, str(EXAMPLE), "--steps", "12", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout.strip().rsplit("sha256 ", 1)[1]
+
+
+def test_example_fixed_global_batch_gives_the_same_weights_on_1_to_4_ranks():
+    digests = {k: run_example(k, "--exact") for k in (1, 2, 3, 4)}
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_example_sharded_runs_on_2_and_4_ranks():
+    for k in (2, 4):
+        assert len(run_example(k)) == 16

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import time
 import traceback
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -230,7 +231,12 @@ class ShardedOptimizer:
     ``state_dict()`` gathers the full, unsharded state dict of the wrapped
     optimizer, the same on every rank, which ``load_state_dict`` of a
     ShardedOptimizer on any number of ranks, or of the plain optimizer,
-    accepts. Every method is collective: call it on every rank.
+    accepts; ``lec7rs.checkpoint.save(path, params, optimizer=sharded)``
+    called on every rank gathers it and lets rank 0 write. ``check_finite``
+    skips a step on every rank when any rank's slice of the mean grads is
+    not finite. ``last_timings`` holds the seconds of the last step's
+    reduce-scatter, step and all-gather on this rank. Every method is
+    collective: call it on every rank.
     """
 
     def __init__(
@@ -305,8 +311,29 @@ class ShardedOptimizer:
             groups.append(local)
         self.optimizer = optimizer_class(groups, **hyperparameters)
         self._grads = [np.empty_like(v) for v in views]
-        # Buckets of consecutive params for the collectives.
-        self._buckets = _buckets(sizes)
+        #: Seconds of the last step's parts on this rank.
+        self.last_timings: dict[str, float] = {}
+        # The flat range in chunks of at most BUCKET elements, each with the
+        # pieces of the params it covers: the unit of every collective, so
+        # that the buffers stay small whatever the params' sizes.
+        self._chunks = []
+        i = 0
+        for c0 in range(0, total, BUCKET):
+            c1 = min(c0 + BUCKET, total)
+            pieces = []
+            while i < len(sizes) and starts[i + 1] <= c0:
+                i += 1
+            j = i
+            while j < len(sizes) and starts[j] < c1:
+                a, b = int(starts[j]), int(starts[j + 1])
+                if b > a:
+                    pieces.append((j, max(c0, a) - a, min(c1, b) - a))
+                j += 1
+            counts = [
+                max(0, min(c1, int(bounds[r + 1])) - max(c0, int(bounds[r]))) for r in range(k)
+            ]
+            self._chunks.append((c0, c1, pieces, counts))
+        self._buf = np.empty(min(BUCKET, total), self._params[0].dtype if self._params else float)
 
     # -- the optimizer's interface ------------------------------------------------
 
@@ -317,9 +344,6 @@ class ShardedOptimizer:
     @property
     def last_step_skipped(self) -> bool:
         return self.optimizer.last_step_skipped
-
-    def _bucket_counts(self, bucket: list[int]) -> list[int]:
-        return [sum(self._pieces[i][j] for i in bucket) for j in range(self.comm.Get_size())]
 
     def step(self, grads: Any, *, grad_scale: float | None = None) -> None:
         """Reduces every rank's ``grads`` (mean, rank order; only this rank's
@@ -349,21 +373,26 @@ class ShardedOptimizer:
         except (TypeError, ValueError) as e:
             error = f"{type(e).__name__}: {e}"
         _agree(comm, error, _digest(layout), "grads")
-        rank = comm.Get_rank()
-        # Reduce-scatter: per bucket, each rank gets the mean of its slice.
-        for bucket in self._buckets:
-            live = [i for i in bucket if arrays[i] is not None]
-            if not live:
+        t0 = time.perf_counter()
+        # Reduce-scatter, chunk by chunk: each rank gets the mean of its part
+        # (None grads read as zeros here; their params are not stepped).
+        lo, hi = self._range
+        for c0, c1, pieces, counts in self._chunks:
+            buf = self._buf[: c1 - c0]
+            pos = 0
+            for i, a0, a1 in pieces:
+                g = arrays[i]
+                buf[pos : pos + a1 - a0] = 0 if g is None else g.reshape(-1)[a0:a1]
+                pos += a1 - a0
+            if not any(arrays[i] is not None for i, _, _ in pieces):
                 continue
-            dtype = self._params[live[0]].dtype
-            buf = np.concatenate([np.ascontiguousarray(arrays[i], dtype).reshape(-1) for i in live])
-            counts = [sum(self._pieces[i][j] for i in live) for j in range(comm.Get_size())]
             block = _reduce_blocks(comm, buf, counts, mean=True)
-            start = 0
-            for i in live:
-                n = self._pieces[i][rank]
-                self._grads[i][...] = block[start : start + n]
-                start += n
+            m0 = max(c0, lo)
+            for i, a0, a1 in pieces:
+                first = int(self._starts[i]) + self._slices[i][0]  # flat index of our slice
+                x0, x1 = max(int(self._starts[i]) + a0, lo), min(int(self._starts[i]) + a1, hi)
+                if x1 > x0:
+                    self._grads[i][x0 - first : x1 - first] = block[x0 - m0 : x1 - m0]
         local = [None if arrays[i] is None else self._grads[i] for i in range(len(arrays))]
         if self.check_finite:
             # Each rank sees only its slice: agree, so that all skip together.
@@ -372,32 +401,36 @@ class ShardedOptimizer:
                 self.optimizer.last_step_skipped = True
                 self.optimizer._skipped_steps += 1
                 return
+        t1 = time.perf_counter()
         # The same hyperparameters and layout everywhere: if this raises, it
         # raises on every rank, before anything changed.
         self.optimizer.step(local, grad_scale=grad_scale)
+        t2 = time.perf_counter()
         self._gather_params()
+        self.last_timings = {
+            "reduce_scatter": t1 - t0,
+            "step": t2 - t1,
+            "all_gather": time.perf_counter() - t2,
+        }
 
     def _gather_params(self) -> None:
-        comm, rank = self.comm, self.comm.Get_rank()
-        for bucket in self._buckets:
-            counts = self._bucket_counts(bucket)
-            dtype = self._params[bucket[0]].dtype
-            out = np.empty(sum(counts), dtype)
-            mine = [self._params[i].reshape(-1)[slice(*self._slices[i])] for i in bucket]
-            block = np.concatenate(mine) if counts[rank] else np.empty(0, dtype)
+        comm = self.comm
+        lo, hi = self._range
+        for c0, c1, pieces, counts in self._chunks:
+            mine = []
+            for i, a0, a1 in pieces:
+                a = int(self._starts[i])
+                x0, x1 = max(a + a0, lo), min(a + a1, hi)
+                if x1 > x0:
+                    mine.append(self._params[i].reshape(-1)[x0 - a : x1 - a])
+            block = np.concatenate(mine) if mine else self._buf[:0]
+            out = self._buf[: c1 - c0]
             _gather_blocks(comm, block, out, counts)
-            # `out` holds rank 0's pieces of the bucket, then rank 1's, ...:
-            # put each piece back at its place in its param.
+            # The ranks' parts are consecutive in flat order: put them back.
             pos = 0
-            for j in range(comm.Get_size()):
-                for i in bucket:
-                    n = self._pieces[i][j]
-                    if n:
-                        a = int(self._starts[i])
-                        lo = int(sum(self._counts[:j]))
-                        off = max(lo - a, 0)
-                        self._params[i].reshape(-1)[off : off + n] = out[pos : pos + n]
-                        pos += n
+            for i, a0, a1 in pieces:
+                self._params[i].reshape(-1)[a0:a1] = out[pos : pos + a1 - a0]
+                pos += a1 - a0
 
     # -- state --------------------------------------------------------------------
 

@@ -125,6 +125,19 @@ def check_sharded():
                     w = a["state"][i][key]
                     same = w.tobytes() == v.tobytes() if isinstance(v, np.ndarray) else w == v
                     assert same, (cls.__name__, i, key)
+    # Params over several chunks of the collectives (one larger than a chunk).
+    big = [(distributed.BUCKET + 7,), (5,), (2 * distributed.BUCKET // 3,)]
+    init = [np.random.default_rng(8).standard_normal(s).astype(np.float32) for s in big]
+    ps, qs = [x.copy() for x in init], [x.copy() for x in init]
+    sharded = distributed.ShardedOptimizer(optim.Adam, ps, lr=0.01)
+    plain = optim.Adam(qs, lr=0.01)
+    rng = np.random.default_rng(2000 + RANK)
+    for _ in range(3):
+        gs = [rng.standard_normal(s).astype(np.float32) for s in big]
+        sharded.step(gs)
+        distributed.allreduce_grads(gs)
+        plain.step(gs)
+    assert all(p.tobytes() == q.tobytes() for p, q in zip(ps, qs))
     for cls in (optim.LAMB, optim.LARS, optim.Adafactor, optim.ScheduleFreeAdamW):
         try:
             distributed.ShardedOptimizer(cls, [np.ones((3, 3))], lr=0.1)
