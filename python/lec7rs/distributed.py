@@ -24,7 +24,10 @@ the uncaught exception of a rank and aborts the whole job
 The collectives of this module first agree on their arguments (a small
 ``allgather`` of each rank's description of them): a rank whose arrays
 differ (names, shapes, dtypes, which grads are None) makes every rank raise
-``ValueError``, not hang.
+``ValueError``, not hang. A rank that hangs without raising (or catches an
+error and leaves a collective unmatched) cannot be detected by MPI itself;
+bound the whole job with MPICH's ``MPIEXEC_TIMEOUT=<seconds> mpiexec ...``
+(Open MPI: ``mpiexec --timeout``), as the tests do.
 """
 
 from __future__ import annotations

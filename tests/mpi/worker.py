@@ -203,6 +203,17 @@ def check_fault():
     say("fault: not reached")
 
 
+def check_hang():
+    """Rank 0 waits in a collective that the others never join."""
+    if RANK == 0:
+        distributed.allreduce_grads([np.ones(3)])
+    else:
+        import time
+
+        time.sleep(600)
+    print("hang: finished", flush=True)
+
+
 if __name__ == "__main__":
     check = sys.argv[1]
     if check == "allreduce":
@@ -213,3 +224,5 @@ if __name__ == "__main__":
         check_resume(sys.argv[2], sys.argv[3])
     elif check == "fault":
         check_fault()
+    elif check == "hang":
+        check_hang()
