@@ -112,16 +112,22 @@ def _offsets(counts: list[int]) -> list[int]:
     return out
 
 
-def _reduce_blocks(comm: Any, buf: np.ndarray, counts: list[int], mean: bool) -> np.ndarray:
+def _reduce_blocks(
+    comm: Any, buf: np.ndarray, counts: list[int], mean: bool, scratch: np.ndarray | None = None
+) -> np.ndarray:
     """This rank's block of the rank-order sum (or mean) of ``buf`` over all
-    ranks (``counts``: every rank's block size)."""
+    ranks (``counts``: every rank's block size). ``scratch`` (at least
+    ``K * counts[rank]`` elements of ``buf``'s dtype) spares an allocation;
+    the result is a view of it then, valid until its next use."""
     k, r = comm.Get_size(), comm.Get_rank()
     t = _MPI_TYPE[buf.dtype]
     mine = counts[r]
-    recv = np.empty((k, mine), dtype=buf.dtype)
+    if scratch is None:
+        scratch = np.empty(k * mine, dtype=buf.dtype)
+    recv = scratch[: k * mine].reshape(k, mine)
     send = [buf, counts, _offsets(counts), t]
     comm.Alltoallv(send, [recv, [mine] * k, [mine * j for j in range(k)], t])
-    acc = recv[0].copy()
+    acc = recv[0]
     for j in range(1, k):
         acc += recv[j]
     if mean:
@@ -129,9 +135,12 @@ def _reduce_blocks(comm: Any, buf: np.ndarray, counts: list[int], mean: bool) ->
     return acc
 
 
-def _gather_blocks(comm: Any, block: np.ndarray, out: np.ndarray, counts: list[int]) -> None:
+def _gather_blocks(comm: Any, block: np.ndarray | None, out: np.ndarray, counts: list[int]) -> None:
+    """Every rank's block into ``out`` (rank order); ``block=None``: this
+    rank's block is already in place in ``out``."""
     t = _MPI_TYPE[out.dtype]
-    comm.Allgatherv([block, t], [out, counts, _offsets(counts), t])
+    send = MPI.IN_PLACE if block is None else [block, t]
+    comm.Allgatherv(send, [out, counts, _offsets(counts), t])
 
 
 def _buckets(sizes: list[int], limit: int = BUCKET) -> list[list[int]]:
@@ -336,7 +345,10 @@ class ShardedOptimizer:
                 max(0, min(c1, int(bounds[r + 1])) - max(c0, int(bounds[r]))) for r in range(k)
             ]
             self._chunks.append((c0, c1, pieces, counts))
-        self._buf = np.empty(min(BUCKET, total), self._params[0].dtype if self._params else float)
+        dtype = self._params[0].dtype if self._params else np.dtype(float)
+        self._buf = np.empty(min(BUCKET, total), dtype)
+        # The received copies of this rank's part of a chunk (K of them).
+        self._scratch = np.empty(k * max([c[3][rank] for c in self._chunks], default=0), dtype)
 
     # -- the optimizer's interface ------------------------------------------------
 
@@ -381,15 +393,19 @@ class ShardedOptimizer:
         # (None grads read as zeros here; their params are not stepped).
         lo, hi = self._range
         for c0, c1, pieces, counts in self._chunks:
-            buf = self._buf[: c1 - c0]
-            pos = 0
-            for i, a0, a1 in pieces:
-                g = arrays[i]
-                buf[pos : pos + a1 - a0] = 0 if g is None else g.reshape(-1)[a0:a1]
-                pos += a1 - a0
             if not any(arrays[i] is not None for i, _, _ in pieces):
                 continue
-            block = _reduce_blocks(comm, buf, counts, mean=True)
+            if len(pieces) == 1 and arrays[pieces[0][0]].flags.c_contiguous:
+                i, a0, a1 = pieces[0]
+                buf = arrays[i].reshape(-1)[a0:a1]  # no copy: a chunk of one grad
+            else:
+                buf = self._buf[: c1 - c0]
+                pos = 0
+                for i, a0, a1 in pieces:
+                    g = arrays[i]
+                    buf[pos : pos + a1 - a0] = 0 if g is None else g.reshape(-1)[a0:a1]
+                    pos += a1 - a0
+            block = _reduce_blocks(comm, buf, counts, True, self._scratch)
             m0 = max(c0, lo)
             for i, a0, a1 in pieces:
                 first = int(self._starts[i]) + self._slices[i][0]  # flat index of our slice
@@ -420,17 +436,20 @@ class ShardedOptimizer:
         comm = self.comm
         lo, hi = self._range
         for c0, c1, pieces, counts in self._chunks:
-            mine = []
+            if len(pieces) == 1:
+                # A chunk of one param: gather in place, our part is there.
+                i, a0, a1 = pieces[0]
+                _gather_blocks(comm, None, self._params[i].reshape(-1)[a0:a1], counts)
+                continue
+            out = self._buf[: c1 - c0]
+            pos = 0
             for i, a0, a1 in pieces:
                 a = int(self._starts[i])
                 x0, x1 = max(a + a0, lo), min(a + a1, hi)
                 if x1 > x0:
-                    mine.append(self._params[i].reshape(-1)[x0 - a : x1 - a])
-            block = np.concatenate(mine) if mine else self._buf[:0]
-            out = self._buf[: c1 - c0]
-            _gather_blocks(comm, block, out, counts)
+                    out[x0 - c0 : x1 - c0] = self._params[i].reshape(-1)[x0 - a : x1 - a]
+            _gather_blocks(comm, None, out, counts)
             # The ranks' parts are consecutive in flat order: put them back.
-            pos = 0
             for i, a0, a1 in pieces:
                 self._params[i].reshape(-1)[a0:a1] = out[pos : pos + a1 - a0]
                 pos += a1 - a0
