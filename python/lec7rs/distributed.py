@@ -233,10 +233,11 @@ class ShardedOptimizer:
     equal, bit for bit, to ``allreduce_grads`` + the plain optimizer.
 
     ``optimizer_class`` must be element-wise (``SGD``, ``Adam``, ``AdamW``,
-    ``Lion``, ... : the update of an element depends only on it and on
-    per-tensor scalars). LAMB, LARS, Adafactor and Muon need whole tensors
-    (norms, row and column statistics, matrix functions) and are refused;
-    so are the schedule-free optimizers (their ``train()`` / ``eval()``).
+    ``Lion``, the schedule-free ones, ... : the update of an element depends
+    only on it and on per-tensor scalars). LAMB, LARS, Adafactor and Muon
+    need whole tensors (norms, row and column statistics, matrix functions)
+    and are refused. A schedule-free optimizer's ``train()`` / ``eval()``
+    are here too (each rank moves its slice, then the params are gathered).
 
     ``param_groups`` are the wrapped optimizer's (schedulers may write
     ``lr``; each group's ``params`` there are this rank's slices).
@@ -270,12 +271,13 @@ class ShardedOptimizer:
                 raise TypeError(
                     f"optimizer_class: expected a lec7rs optimizer class, got {optimizer_class!r}"
                 )
-            if not optimizer_class._sliceable or hasattr(optimizer_class, "train_mode"):
+            if not optimizer_class._sliceable:
                 raise ValueError(
                     f"optimizer_class: {optimizer_class.__name__} cannot be sharded to the "
-                    "element (its update needs whole tensors or moves them between modes); "
-                    "element-wise rules only: SGD, Adam, AdamW, NAdam, RAdam, Adamax, "
-                    "Adagrad, Adadelta, RMSprop, Rprop, ASGD, Lion"
+                    "element (its update needs whole tensors: norms, row and column "
+                    "statistics or matrix functions); element-wise rules only: SGD, Adam, "
+                    "AdamW, NAdam, RAdam, Adamax, Adagrad, Adadelta, RMSprop, Rprop, ASGD, "
+                    "Lion, ScheduleFreeAdamW, ScheduleFreeSGD"
                 )
             # A plain optimizer over the full params checks them (and the
             # hyperparameters) as usual; it is only used for that.
@@ -359,6 +361,31 @@ class ShardedOptimizer:
     @property
     def last_step_skipped(self) -> bool:
         return self.optimizer.last_step_skipped
+
+    # -- schedule-free: train() / eval() ----------------------------------------------
+
+    def _modes(self) -> Any:
+        if not hasattr(self.optimizer, "train_mode"):
+            raise AttributeError(
+                f"{self._cls.__name__} has no train / eval modes (schedule-free optimizers do)"
+            )
+        return self.optimizer
+
+    @property
+    def train_mode(self) -> bool:
+        """A schedule-free optimizer's mode (see ``ScheduleFreeAdamW``)."""
+        return self._modes().train_mode
+
+    def eval(self) -> None:
+        """Schedule-free: moves every rank's slice to ``x`` and gathers the
+        params (the plain optimizer's ``eval()``, bit for bit)."""
+        self._modes().eval()
+        self._gather_params()
+
+    def train(self) -> None:
+        """Schedule-free: back to ``y`` (bit for bit) and gathers the params."""
+        self._modes().train()
+        self._gather_params()
 
     def step(self, grads: Any, *, grad_scale: float | None = None) -> None:
         """Reduces every rank's ``grads`` (mean, rank order; only this rank's

@@ -138,7 +138,32 @@ def check_sharded():
         distributed.allreduce_grads(gs)
         plain.step(gs)
     assert all(p.tobytes() == q.tobytes() for p, q in zip(ps, qs))
-    for cls in (optim.LAMB, optim.LARS, optim.Adafactor, optim.ScheduleFreeAdamW):
+    # Schedule-free: train / eval move the sharded params as the plain ones.
+    for cls, kw in [
+        (optim.ScheduleFreeAdamW, dict(lr=0.01, warmup_steps=2, weight_decay=0.1)),
+        (optim.ScheduleFreeSGD, dict(lr=0.1, momentum=0.8)),
+    ]:
+        init = [np.random.default_rng(9).standard_normal(s).astype(np.float32) for s in SHAPES]
+        ps, qs = [x.copy() for x in init], [x.copy() for x in init]
+        sharded = distributed.ShardedOptimizer(cls, ps, **kw)
+        plain = cls(qs, **kw)
+        rng = np.random.default_rng(3000 + RANK)
+        for step in range(6):
+            gs = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+            sharded.step(gs)
+            distributed.allreduce_grads(gs)
+            plain.step(gs)
+            if step in (2, 5):
+                sharded.eval()
+                plain.eval()
+                assert not sharded.train_mode
+                assert all(p.tobytes() == q.tobytes() for p, q in zip(ps, qs)), "eval"
+                sharded.train()
+                plain.train()
+            assert all(p.tobytes() == q.tobytes() for p, q in zip(ps, qs)), (cls, step)
+        a, b = sharded.state_dict(), plain.state_dict()
+        assert a["param_groups"] == b["param_groups"]
+    for cls in (optim.LAMB, optim.LARS, optim.Adafactor):
         try:
             distributed.ShardedOptimizer(cls, [np.ones((3, 3))], lr=0.1)
         except ValueError as e:
