@@ -69,6 +69,32 @@ def run(mode: str, n: int, steps: int) -> None:
             )
 
 
+def pingpong() -> None:
+    """Loopback latency and bandwidth between ranks 0 and 1 (the alpha and
+    beta of the cost model)."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() < 2:
+        return
+    for nbytes in (8, 4 << 20, 64 << 20):
+        buf = np.zeros(nbytes // 4, np.float32)
+        reps = 2000 if nbytes == 8 else 20
+        comm.Barrier()
+        t = time.perf_counter()
+        for _ in range(reps):
+            if comm.Get_rank() == 0:
+                comm.Send(buf, 1)
+                comm.Recv(buf, 1)
+            elif comm.Get_rank() == 1:
+                comm.Recv(buf, 0)
+                comm.Send(buf, 0)
+        dt = (time.perf_counter() - t) / reps / 2
+        if comm.Get_rank() == 0:
+            rate = nbytes / dt / 1e9
+            print(f"ping-pong {nbytes:>10} B: one way {dt * 1e6:9.1f} us, {rate:6.2f} GB/s")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50_000_000)
@@ -83,6 +109,7 @@ def main() -> int:
 
     if MPI.COMM_WORLD.Get_size() == 1 and "PMI_RANK" not in os.environ:
         print("run under mpiexec -n K", file=sys.stderr)
+    pingpong()
     for mode in ("sharded", "plain"):
         MPI.COMM_WORLD.Barrier()
         if MPI.COMM_WORLD.Get_rank() == 0:
