@@ -104,6 +104,11 @@ def _split(n: int, k: int) -> list[int]:
     return [n // k + (r < n % k) for r in range(k)]
 
 
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    """The number of elements that ``[a0, a1)`` and ``[b0, b1)`` share."""
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
 def _offsets(counts: list[int]) -> list[int]:
     out, total = [], 0
     for c in counts:
@@ -295,27 +300,21 @@ class ShardedOptimizer:
         self._keys = full._keys
         sizes = [p.size for p in self._params]
         total = int(sum(sizes))
-        self._total = total
-        counts = _split(total, k)
-        self._counts = counts
-        lo = int(sum(counts[:rank]))
-        hi = lo + counts[rank]
+        # Rank j owns the flat elements [bounds[j], bounds[j + 1]).
+        bounds = [0, *np.cumsum(_split(total, k)).tolist()]
+        lo, hi = bounds[rank], bounds[rank + 1]
         self._range = (lo, hi)
         # Each param's slice on this rank, as a flat view of its memory,
         # and every rank's slice sizes of it (for gathers).
-        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        bounds = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        starts = [0, *np.cumsum(sizes).tolist()]
         self._starts = starts
         self._slices = []
         self._pieces = []  # per param: elements of it on each rank
-        for i, p in enumerate(self._params):
-            a, b = int(starts[i]), int(starts[i + 1])
-            s0 = min(max(lo - a, 0), p.size)
-            s1 = max(min(max(hi - a, 0), p.size), s0)
-            self._slices.append((s0, s1))
-            self._pieces.append(
-                [max(0, min(b, int(bounds[j + 1])) - max(a, int(bounds[j]))) for j in range(k)]
-            )
+        for i in range(len(self._params)):
+            a, b = starts[i], starts[i + 1]
+            s0 = min(max(lo, a), b) - a
+            self._slices.append((s0, s0 + _overlap(a, b, lo, hi)))
+            self._pieces.append([_overlap(a, b, bounds[j], bounds[j + 1]) for j in range(k)])
         views = [p.reshape(-1)[s0:s1] for p, (s0, s1) in zip(self._params, self._slices)]
         groups = []
         for g, group in enumerate(full.param_groups):
@@ -339,13 +338,11 @@ class ShardedOptimizer:
                 i += 1
             j = i
             while j < len(sizes) and starts[j] < c1:
-                a, b = int(starts[j]), int(starts[j + 1])
+                a, b = starts[j], starts[j + 1]
                 if b > a:
                     pieces.append((j, max(c0, a) - a, min(c1, b) - a))
                 j += 1
-            counts = [
-                max(0, min(c1, int(bounds[r + 1])) - max(c0, int(bounds[r]))) for r in range(k)
-            ]
+            counts = [_overlap(c0, c1, bounds[r], bounds[r + 1]) for r in range(k)]
             self._chunks.append((c0, c1, pieces, counts))
         dtype = self._params[0].dtype if self._params else np.dtype(float)
         self._buf = np.empty(min(BUCKET, total), dtype)
@@ -435,8 +432,8 @@ class ShardedOptimizer:
             block = _reduce_blocks(comm, buf, counts, True, self._scratch)
             m0 = max(c0, lo)
             for i, a0, a1 in pieces:
-                first = int(self._starts[i]) + self._slices[i][0]  # flat index of our slice
-                x0, x1 = max(int(self._starts[i]) + a0, lo), min(int(self._starts[i]) + a1, hi)
+                first = self._starts[i] + self._slices[i][0]  # flat index of our slice
+                x0, x1 = max(self._starts[i] + a0, lo), min(self._starts[i] + a1, hi)
                 if x1 > x0:
                     self._grads[i][x0 - first : x1 - first] = block[x0 - m0 : x1 - m0]
         local = [None if arrays[i] is None else self._grads[i] for i in range(len(arrays))]
@@ -469,14 +466,14 @@ class ShardedOptimizer:
                 _gather_blocks(comm, None, self._params[i].reshape(-1)[a0:a1], counts)
                 continue
             out = self._buf[: c1 - c0]
-            pos = 0
             for i, a0, a1 in pieces:
-                a = int(self._starts[i])
+                a = self._starts[i]
                 x0, x1 = max(a + a0, lo), min(a + a1, hi)
                 if x1 > x0:
                     out[x0 - c0 : x1 - c0] = self._params[i].reshape(-1)[x0 - a : x1 - a]
             _gather_blocks(comm, None, out, counts)
             # The ranks' parts are consecutive in flat order: put them back.
+            pos = 0
             for i, a0, a1 in pieces:
                 self._params[i].reshape(-1)[a0:a1] = out[pos : pos + a1 - a0]
                 pos += a1 - a0
