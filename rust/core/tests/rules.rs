@@ -10,6 +10,9 @@ use lec7rs_core::optim::{self, Kind, Rule, Tensor, MAX_SLOTS};
 use lec7rs_core::parallel::{self, CHUNK};
 use lec7rs_core::simd::{self, Level, Real};
 
+mod common;
+use common::Rng;
+
 /// Tests that change the SIMD level or thread count hold this lock.
 static GLOBALS: Mutex<()> = Mutex::new(());
 
@@ -36,23 +39,6 @@ impl Drop for Globals {
     fn drop(&mut self) {
         simd::set_level(self.level).unwrap();
         parallel::set_num_threads(self.threads).unwrap();
-    }
-}
-
-/// A small deterministic generator (xorshift64*), values in [-2, 2).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
-        bits as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
-    }
-
-    fn vec<T: Real>(&mut self, n: usize) -> Vec<T> {
-        (0..n).map(|_| T::from_f64(self.next())).collect()
     }
 }
 
