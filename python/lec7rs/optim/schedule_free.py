@@ -158,7 +158,7 @@ class _ScheduleFree(Optimizer):
                 return
             for i, p in enumerate(self._params):
                 z = self._z(i)
-                saved = self._saved_y.pop(i, None)
+                saved = self._saved_y.get(i)
                 if saved is not None:
                     p[...] = saved
                 elif z is not None:

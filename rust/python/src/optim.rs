@@ -85,10 +85,11 @@ pub fn optimizer_check(rule: &str, group: &Bound<'_, PyDict>) -> PyResult<()> {
     with_rule!(rule, R => step::check::<R>(group))
 }
 
-/// A rule's hyperparameter names and its `(slot name, slot kind)` pairs.
+/// A rule's hyperparameter names, its `(slot name, slot kind)` pairs and
+/// whether it is [`Rule::SLICEABLE`].
 type RuleInfo = (Vec<&'static str>, Vec<(&'static str, &'static str)>, bool);
 
-/// `(hyperparameter names, [(slot name, slot kind)])` of a rule.
+/// `(hyperparameter names, [(slot name, slot kind)], sliceable)` of a rule.
 #[pyfunction]
 pub fn optimizer_rule(rule: &str) -> PyResult<RuleInfo> {
     with_rule!(rule, R => Ok((
