@@ -34,6 +34,7 @@ __all__ = [
     "lbfgs_two_loop",
     "lookahead_sync",
     "minimize",
+    "minimize_trust",
     "optimizer_check",
     "optimizer_rule",
     "optimizer_step",
@@ -112,6 +113,17 @@ def lbfgs_two_loop(
 def lbfgs_direction(
     s: list[np.ndarray], y: list[np.ndarray], g: np.ndarray, *, m: int
 ) -> np.ndarray: ...
+
+# lec7rs.optimize trust-ncg: the loop with hessp(x, p) -> H p; returns
+# (x, f, g, nit, nfev, nhev, status, message).
+def minimize_trust(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    hessp: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    shape: Sequence[int],
+    options: dict[str, Any],
+    callback: Callable[[np.ndarray, float, np.ndarray, int, int], bool] | None = None,
+) -> tuple[Any, ...]: ...
 
 # Polyak averaging (lec7rs.averaging): folds params into averages in place;
 # count = updates so far (0 copies), decay None = running mean.

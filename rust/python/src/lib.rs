@@ -14,6 +14,7 @@ mod random;
 mod regularization;
 mod runtime;
 mod step;
+mod trust;
 
 use numpy::PyArrayMethods;
 use pyo3::prelude::*;
@@ -51,6 +52,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optimize::lbfgs_two_loop, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::lbfgs_direction, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::cholesky_solve, m)?)?;
+    m.add_function(wrap_pyfunction!(trust::minimize_trust, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_update, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_check, m)?)?;
     m.add_class::<random::PhiloxStream>()?;
