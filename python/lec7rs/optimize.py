@@ -1,10 +1,11 @@
-"""Second-order minimization: L-BFGS, BFGS and Newton's method, with SciPy's
-``OptimizeResult`` conventions.
+"""Second-order minimization: L-BFGS, BFGS, Newton's method and the trust-ncg
+trust-region method, with SciPy's ``OptimizeResult`` conventions.
 
 The objective stays a Python callable; the optimizer's own work per
 iteration (the L-BFGS direction, the BFGS update, the line search's trial
-points and dot products) runs in Rust with the GIL released, multi-threaded
-and bit-identical for any thread count and SIMD level.
+points and dot products, trust-ncg's conjugate gradient steps) runs in Rust
+with the GIL released, multi-threaded and bit-identical for any thread count
+and SIMD level.
 
 An objective that calls multi-threaded BLAS (``x @ x`` on large arrays)
 leaves OpenBLAS's worker threads spinning for a while after each call, on
@@ -29,7 +30,7 @@ from . import _core
 
 __all__ = ["LbfgsInvHessProduct", "OptimizeResult", "minimize"]
 
-_METHODS = {"l-bfgs": "L-BFGS", "bfgs": "BFGS", "newton": "Newton"}
+_METHODS = {"l-bfgs": "L-BFGS", "bfgs": "BFGS", "newton": "Newton", "trust-ncg": "trust-ncg"}
 _LINE_SEARCHES = ("strong_wolfe", "backtracking")
 
 
@@ -40,12 +41,14 @@ class OptimizeResult(dict):
     ``x`` (the solution, x0's dtype and shape), ``fun`` (f at x), ``jac``
     (the gradient at x), ``nit`` (iterations), ``nfev`` (calls of ``fun``),
     ``njev`` (gradient evaluations), ``success``, ``status`` (0 converged,
-    1 iteration or evaluation limit, 2 line search failed or the objective
-    is not finite, 3 stopped by the callback), ``message`` and ``hess_inv``
-    (L-BFGS: an :class:`LbfgsInvHessProduct`; BFGS: the dense matrix;
-    Newton: None). Newton adds ``nhev`` (Hessian evaluations) and
-    ``hess_shift`` (the largest multiple of the identity added to make a
-    Hessian positive definite, 0.0 if none was needed).
+    1 iteration or evaluation limit, 2 line search failed, the objective
+    is not finite, or (trust-ncg) the model predicts no decrease or the
+    trust radius collapsed, 3 stopped by the callback), ``message`` and
+    ``hess_inv`` (L-BFGS: an :class:`LbfgsInvHessProduct`; BFGS: the dense
+    matrix; Newton and trust-ncg: None). Newton adds ``nhev`` (Hessian
+    evaluations) and ``hess_shift`` (the largest multiple of the identity
+    added to make a Hessian positive definite, 0.0 if none was needed);
+    trust-ncg adds ``nhev`` (calls of ``hessp``, or of ``hess``).
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -163,6 +166,7 @@ def minimize(
     method: str = "L-BFGS",
     jac: bool | Callable | None = True,
     hess: Callable | None = None,
+    hessp: Callable | None = None,
     callback: Callable | None = None,
     m: int = 10,
     gtol: float = 1e-5,
@@ -171,9 +175,13 @@ def minimize(
     max_fun: int = 15000,
     line_search: str = "strong_wolfe",
     max_ls: int = 20,
+    initial_trust_radius: float | None = None,
+    max_trust_radius: float | None = None,
+    eta: float | None = None,
     **unknown: Any,
 ) -> OptimizeResult:
-    """Minimizes ``fun`` from ``x0`` with L-BFGS, BFGS or Newton's method.
+    """Minimizes ``fun`` from ``x0`` with L-BFGS, BFGS, Newton's method or
+    trust-ncg.
 
     Parameters
     ----------
@@ -188,7 +196,7 @@ def minimize(
     x0 : ndarray
         The starting point, float32 or float64 (a list is read as float64),
         any shape. The result keeps its dtype and shape.
-    method : {"L-BFGS", "BFGS", "Newton"} (case-insensitive)
+    method : {"L-BFGS", "BFGS", "Newton", "trust-ncg"} (case-insensitive)
         - ``"L-BFGS"``: the inverse Hessian approximation of the last
           ``m`` pairs ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k``, with
           ``H0 = (s'y / y'y) I``, applied as L-BFGS-B does, by the compact
@@ -207,11 +215,34 @@ def minimize(
           ``beta = 1e-3 ||H||_F / sqrt(n)``) for which it does. A shift is
           reported in ``message`` and ``hess_shift``. Solved with NumPy's
           LAPACK in float64.
+        - ``"trust-ncg"``: the Steihaug-Toint truncated conjugate gradient
+          trust-region method, with SciPy's rules: CG on the model
+          ``m(p) = f + g'p + p'Hp / 2`` inside ``||p||_2 <= radius`` stops
+          when ``||r|| < min(0.5, sqrt(||g||)) ||g||``, at negative
+          curvature (the boundary point of lower model value) or on
+          leaving the region; with ``rho`` the actual over the predicted
+          reduction, ``rho < 0.25`` shrinks the radius by 4, ``rho > 0.75``
+          with a step on the boundary doubles it (at most
+          ``max_trust_radius``), and the step is taken when ``rho > eta``.
+          Needs ``hessp`` or ``hess``; every iteration, taken or not, counts
+          in ``nit`` and reaches the callback (as SciPy). Unlike SciPy:
+          convergence is on ``max |g_i|``; the model value comes from CG's
+          residual (no extra ``hessp`` call); a non-finite ``f`` or gradient
+          at a proposed point rejects it and shrinks the radius; a radius
+          below ``eps * max(1, ||x||)`` ends the run with status 2; CG stops
+          after ``10 n + 100`` products. ``m``, ``ftol``, ``line_search``
+          and ``max_ls`` do not apply. Memory ``10 n``.
     jac : bool or callable, default True
         See ``fun``.
     hess : callable, optional
-        ``hess(x) -> (n, n) array`` for ``"Newton"``; ignored with a
+        ``hess(x) -> (n, n) array`` for ``"Newton"`` and ``"trust-ncg"``
+        (evaluated once per iterate, then ``H @ p``); ignored with a
         ``RuntimeWarning`` by the other methods (as SciPy).
+    hessp : callable, optional
+        ``hessp(x, p) -> H p`` for ``"trust-ncg"`` (instead of ``hess``):
+        ``x`` the current iterate and ``p`` a vector, both of x0's dtype and
+        shape, the product an array of x0's dtype and shape. Only
+        ``"trust-ncg"`` takes it.
     callback : callable, optional
         ``callback(intermediate_result)`` after every iteration, with an
         :class:`OptimizeResult` holding ``x``, ``fun``, ``jac``, ``nit`` and
@@ -242,6 +273,14 @@ def minimize(
         objective at every step tried) drops the curvature information and
         retries once along steepest descent (as L-BFGS-B); a second failure
         ends the run with status 2. It never raises.
+    initial_trust_radius : float, default 1.0
+        trust-ncg: the first radius, ``0 < initial_trust_radius <=
+        max_trust_radius``.
+    max_trust_radius : float, default 1000.0
+        trust-ncg: the largest radius (finite, > 0).
+    eta : float, default 0.15
+        trust-ncg: a step is taken when ``rho > eta``, ``0 <= eta < 0.25``.
+        Only ``"trust-ncg"`` takes these three options.
 
     Returns
     -------
@@ -258,18 +297,22 @@ def minimize(
         ``jac=True``, non-callable ``fun`` / ``callback`` / ``hess``.
     ValueError
         An unknown method, line search or option, an option out of range,
-        a gradient of another shape than x0, ``"Newton"`` without ``hess``.
+        a gradient of another shape than x0, ``"Newton"`` without ``hess``,
+        ``"trust-ncg"`` without ``hessp`` or ``hess`` (or with both), a
+        trust-region option or ``hessp`` with another method, a product of
+        ``hessp`` (or a ``hess``) of the wrong shape.
     MemoryError
         BFGS's ``n x n`` matrix (or the L-BFGS history) does not fit.
 
-    Exceptions raised by ``fun``, ``jac``, ``hess`` or ``callback``
-    propagate.
+    Exceptions raised by ``fun``, ``jac``, ``hess``, ``hessp`` or
+    ``callback`` propagate.
     """
     if unknown:
         name = sorted(unknown)[0]
         raise ValueError(
-            f"unknown option {name!r} (options: method, jac, hess, callback, m, gtol, ftol, "
-            "max_iter, max_fun, line_search, max_ls)"
+            f"unknown option {name!r} (options: method, jac, hess, hessp, callback, m, gtol, "
+            "ftol, max_iter, max_fun, line_search, max_ls, initial_trust_radius, "
+            "max_trust_radius, eta)"
         )
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
@@ -294,6 +337,9 @@ def minimize(
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     if hess is not None and not callable(hess):
         raise TypeError(f"hess must be callable or None, got {type(hess).__name__}")
+    trust = _trust_options(method_name, hessp, initial_trust_radius, max_trust_radius, eta)
+    if method_name == "trust-ncg":
+        return _trust_ncg(fun, x0, jac, hess, hessp, callback, options, trust)
     if method_name == "Newton" and hess is None:
         raise ValueError("method 'Newton' needs the Hessian: pass hess=callable(x) -> (n, n)")
     if method_name != "Newton" and hess is not None:
@@ -343,7 +389,9 @@ def minimize(
 def _method(method: Any) -> str:
     if isinstance(method, str) and method.lower() in _METHODS:
         return _METHODS[method.lower()]
-    raise ValueError(f"unknown method {method!r} (expected 'L-BFGS', 'BFGS' or 'Newton')")
+    raise ValueError(
+        f"unknown method {method!r} (expected 'L-BFGS', 'BFGS', 'Newton' or 'trust-ncg')"
+    )
 
 
 def _int(name: str, value: Any, low: int) -> int:
@@ -482,6 +530,110 @@ def _modified_cholesky(h: np.ndarray) -> tuple:
         except np.linalg.LinAlgError:
             tau = max(2.0 * tau, beta)
     return None, tau
+
+
+_TRUST_OPTIONS = ("initial_trust_radius", "max_trust_radius", "eta")
+
+
+def _trust_options(method_name: str, hessp: Any, initial: Any, largest: Any, eta: Any) -> dict:
+    """trust-ncg's radius options, checked (SciPy's defaults for None); for
+    another method, a ``ValueError`` if any of them or ``hessp`` is given."""
+    given = dict(zip(_TRUST_OPTIONS, (initial, largest, eta)))
+    if method_name != "trust-ncg":
+        if hessp is not None:
+            given["hessp"] = hessp
+        named = [k for k, v in given.items() if v is not None]
+        if named:
+            raise ValueError(
+                f"option {named[0]!r} is only for method 'trust-ncg', not {method_name!r}"
+            )
+        return {}
+    if hessp is not None and not callable(hessp):
+        raise TypeError(f"hessp must be callable or None, got {type(hessp).__name__}")
+    largest = 1000.0 if largest is None else _real("max_trust_radius", largest)
+    if not largest > 0:
+        raise ValueError(f"max_trust_radius must be > 0, got {largest}")
+    initial = 1.0 if initial is None else _real("initial_trust_radius", initial)
+    if not 0 < initial <= largest:
+        raise ValueError(
+            f"initial_trust_radius must be in (0, max_trust_radius = {largest}], got {initial}"
+        )
+    eta = 0.15 if eta is None else _real("eta", eta)
+    if not eta < 0.25:
+        raise ValueError(f"eta must be in [0, 0.25), got {eta}")
+    return {"initial_trust_radius": initial, "max_trust_radius": largest, "eta": eta}
+
+
+def _trust_ncg(
+    fun: Callable,
+    x0: np.ndarray,
+    jac: Any,
+    hess: Callable | None,
+    hessp: Callable | None,
+    callback: Callable | None,
+    options: dict,
+    trust: dict,
+) -> OptimizeResult:
+    """``minimize(method="trust-ncg")`` once its arguments are checked."""
+    if hess is None and hessp is None:
+        raise ValueError(
+            "method 'trust-ncg' needs the Hessian: pass hessp=callable(x, p) -> H @ p "
+            "or hess=callable(x) -> (n, n)"
+        )
+    if hess is not None and hessp is not None:
+        raise ValueError("method 'trust-ncg' takes hessp or hess, not both")
+    counts = {"nfev": 0, "nhev": 0}
+    objective = _objective(fun, jac, x0.dtype, counts)
+    cb = None if callback is None else _callback(callback)
+    product = hessp if hess is None else _dense_hessp(hess, x0.size, x0.dtype, counts)
+    run_options = {
+        "gtol": options["gtol"],
+        "max_iter": options["max_iter"],
+        "max_fun": options["max_fun"],
+        **trust,
+    }
+    flat = np.ascontiguousarray(x0.reshape(-1))
+    x, f, g, nit, n_eval, n_prod, status, message = _core.minimize_trust(
+        objective, product, flat, x0.shape, run_options, cb
+    )
+    if objective is fun:
+        counts["nfev"] = n_eval
+    return OptimizeResult(
+        x=x,
+        fun=f,
+        jac=g,
+        nit=nit,
+        nfev=counts["nfev"],
+        njev=n_eval,
+        nhev=n_prod if hess is None else counts["nhev"],
+        success=status == 0,
+        status=status,
+        message=message,
+        hess_inv=None,
+    )
+
+
+def _dense_hessp(hess: Callable, n: int, dtype: np.dtype, counts: dict) -> Callable:
+    """``hessp(x, p) = hess(x) @ p``, with ``hess`` called once per iterate
+    (CG asks for several products at one ``x``, and a rejected step keeps
+    it)."""
+    cache: dict = {"x": None, "h": None}
+
+    def product(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        key = x.tobytes()
+        if cache["x"] != key:
+            h = hess(x)
+            if not isinstance(h, np.ndarray) or h.dtype not in (np.float32, np.float64):
+                what = f"dtype {h.dtype}" if isinstance(h, np.ndarray) else type(h).__name__
+                raise TypeError(f"hess must return a float32 or float64 array, got {what}")
+            if h.shape != (n, n):
+                raise ValueError(f"hess must return an array of shape ({n}, {n}), got {h.shape}")
+            counts["nhev"] += 1
+            cache["x"], cache["h"] = key, h
+        hp = cache["h"] @ p.reshape(-1)
+        return hp.astype(dtype, copy=False).reshape(p.shape)
+
+    return product
 
 
 def _hess_inv(out: Any) -> Any:
