@@ -30,7 +30,13 @@ from . import _core
 
 __all__ = ["LbfgsInvHessProduct", "OptimizeResult", "minimize"]
 
-_METHODS = {"l-bfgs": "L-BFGS", "bfgs": "BFGS", "newton": "Newton", "trust-ncg": "trust-ncg"}
+_METHODS = {
+    "l-bfgs": "L-BFGS",
+    "l-bfgs-b": "L-BFGS",
+    "bfgs": "BFGS",
+    "newton": "Newton",
+    "trust-ncg": "trust-ncg",
+}
 _LINE_SEARCHES = ("strong_wolfe", "backtracking")
 
 
@@ -178,6 +184,7 @@ def minimize(
     initial_trust_radius: float | None = None,
     max_trust_radius: float | None = None,
     eta: float | None = None,
+    bounds: Any = None,
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimizes ``fun`` from ``x0`` with L-BFGS, BFGS, Newton's method or
@@ -196,7 +203,7 @@ def minimize(
     x0 : ndarray
         The starting point, float32 or float64 (a list is read as float64),
         any shape. The result keeps its dtype and shape.
-    method : {"L-BFGS", "BFGS", "Newton", "trust-ncg"} (case-insensitive)
+    method : {"L-BFGS", "L-BFGS-B", "BFGS", "Newton", "trust-ncg"} (case-insensitive)
         - ``"L-BFGS"``: the inverse Hessian approximation of the last
           ``m`` pairs ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k``, with
           ``H0 = (s'y / y'y) I``, applied as L-BFGS-B does, by the compact
@@ -204,6 +211,18 @@ def minimize(
           the pairs per iteration, ``(4m + 3) n`` elements of memory
           traffic. A pair with ``s'y <= eps * (-g_k's)`` is skipped
           (L-BFGS-B's curvature guard). Memory ``2 (m + 1) n``.
+          With ``bounds`` (``"L-BFGS-B"`` is the same method): the L-BFGS-B
+          algorithm of Byrd, Lu, Nocedal & Zhu (1995), in the steps of
+          L-BFGS-B 3.0 (SciPy's): the generalized Cauchy point along the
+          projected steepest-descent path, subspace minimization over the
+          variables free there (the direct primal method, the step
+          projected into the box and backtracked when it is not a descent
+          direction), a line search along the feasible segment (the first
+          step ``min(1, 1 / ||d||)``), and convergence on the projected
+          gradient, ``max |P(x - g) - x|_i <= gtol``. ``x0`` is clipped into
+          the box, and every ``x`` passed to ``fun`` lies in it. Three
+          passes over the pairs per iteration; memory ``2 (m + 1) n`` plus
+          six vectors.
         - ``"BFGS"``: a dense ``n x n`` inverse Hessian, ``H0 = I`` for the
           first step and ``(y's / y'y) I`` before the first update (Nocedal
           & Wright eq. 6.20). Memory ``n^2``.
@@ -282,6 +301,15 @@ def minimize(
         trust-ncg: a step is taken when ``rho > eta``, ``0 <= eta < 0.25``.
         Only ``"trust-ncg"`` takes these three options.
 
+    bounds : optional
+        Box constraints for L-BFGS (L-BFGS-B): a sequence of ``x0.size``
+        pairs ``(low, high)`` (``None`` or an infinity for no bound), or a
+        tuple of exactly two arrays ``(lower, upper)`` broadcastable to
+        ``x0``'s shape, or an object with ``lb`` and ``ub`` (such as
+        ``scipy.optimize.Bounds``). ``low == high`` fixes a variable. The
+        bounds are cast to x0's dtype. Without any finite bound the run is
+        the unconstrained one.
+
     Returns
     -------
     OptimizeResult
@@ -298,6 +326,8 @@ def minimize(
     ValueError
         An unknown method, line search or option, an option out of range,
         a gradient of another shape than x0, ``"Newton"`` without ``hess``,
+        bounds of the wrong length, with NaN or with ``low > high``, or
+        bounds for another method than L-BFGS,
         ``"trust-ncg"`` without ``hessp`` or ``hess`` (or with both), a
         trust-region option or ``hessp`` with another method, a product of
         ``hessp`` (or a ``hess``) of the wrong shape.
@@ -312,7 +342,7 @@ def minimize(
         raise ValueError(
             f"unknown option {name!r} (options: method, jac, hess, hessp, callback, m, gtol, "
             "ftol, max_iter, max_fun, line_search, max_ls, initial_trust_radius, "
-            "max_trust_radius, eta)"
+            "max_trust_radius, eta, bounds)"
         )
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
@@ -333,6 +363,11 @@ def minimize(
         "max_ls": _int("max_ls", max_ls, 1),
     }
     x0 = _x0(x0)
+    box = _bounds(bounds, x0)
+    if box is not None and method_name != "L-BFGS":
+        raise ValueError(
+            f"bounds: method {method_name!r} does not take bounds (use 'L-BFGS' or 'L-BFGS-B')"
+        )
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     if hess is not None and not callable(hess):
@@ -358,7 +393,7 @@ def minimize(
 
     flat = np.ascontiguousarray(x0.reshape(-1))
     x, f, g, nit, n_eval, status, message, hess_out = _core.minimize(
-        objective, flat, x0.shape, options, cb, solver
+        objective, flat, x0.shape, options, cb, solver, box
     )
     if objective is fun:
         counts["nfev"] = n_eval
@@ -384,6 +419,76 @@ def minimize(
                 f"{counts['hess_shift']:.3g})"
             )
     return result
+
+
+def _bounds(bounds: Any, x0: np.ndarray) -> tuple | None:
+    """``(lower, upper)`` as flat contiguous arrays of x0's dtype, or None."""
+    if bounds is None:
+        return None
+    n = x0.size
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        pair: Any = (np.asarray(bounds.lb), np.asarray(bounds.ub))
+    else:
+        pair = bounds
+    if (
+        isinstance(pair, tuple)
+        and len(pair) == 2
+        and all(isinstance(b, np.ndarray) for b in pair)
+    ):
+        sides = []
+        for name, side, fill in (("lower", pair[0], -np.inf), ("upper", pair[1], np.inf)):
+            if side.dtype == object:
+                side = np.array([fill if v is None else v for v in side.reshape(-1)]).reshape(
+                    side.shape
+                )
+            try:
+                side = np.broadcast_to(np.asarray(side, dtype=np.float64), x0.shape)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"bounds: the {name} bounds of shape {side.shape} do not broadcast to "
+                    f"x0's shape {x0.shape}"
+                ) from None
+            sides.append(side.reshape(-1))
+        lower, upper = sides
+    else:
+        try:
+            items = list(pair)
+        except TypeError:
+            raise TypeError(
+                "bounds: expected a sequence of (low, high) pairs or a tuple (lower, upper) "
+                f"of arrays, got {type(bounds).__name__}"
+            ) from None
+        if len(items) != n:
+            raise ValueError(
+                f"bounds: expected {n} (low, high) pairs (one per element of x0), got "
+                f"{len(items)}"
+            )
+        lower = np.empty(n)
+        upper = np.empty(n)
+        for i, item in enumerate(items):
+            try:
+                low, high = item
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"bounds[{i}]: expected a (low, high) pair, got {item!r}"
+                ) from None
+            lower[i] = -np.inf if low is None else _bound(i, low)
+            upper[i] = np.inf if high is None else _bound(i, high)
+    bad = np.isnan(lower) | np.isnan(upper) | (lower > upper)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"bounds[{i}]: expected low <= high and no NaN, got ({lower[i]}, {upper[i]})"
+        )
+    lower = np.ascontiguousarray(lower, dtype=x0.dtype)
+    upper = np.ascontiguousarray(upper, dtype=x0.dtype)
+    return lower, upper
+
+
+def _bound(i: int, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"bounds[{i}]: expected real numbers or None, got {value!r}")
+    return float(value)
 
 
 def _method(method: Any) -> str:

@@ -86,10 +86,12 @@ impl RunOptions<'_> {
 /// flattened starting point); `fun`, `callback` and `direction` receive and
 /// return arrays of `shape`. Returns `(x, f, g, nit, nfev, status, message,
 /// hess)` with `hess` one of `None`, `("lbfgs", s, y, order)` or
-/// `("dense", h)`.
+/// `("dense", h)`. `bounds`, for L-BFGS-B, is a pair of 1-D contiguous
+/// arrays of x0's dtype and length (`-inf` / `inf` for no bound), checked
+/// by the caller to hold no NaN and `lower <= upper`.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (fun, x0, shape, options, callback=None, direction=None))]
+#[pyo3(signature = (fun, x0, shape, options, callback=None, direction=None, bounds=None))]
 pub fn minimize<'py>(
     py: Python<'py>,
     fun: &Bound<'py, PyAny>,
@@ -98,8 +100,14 @@ pub fn minimize<'py>(
     options: RunOptions<'py>,
     callback: Option<Bound<'py, PyAny>>,
     direction: Option<Bound<'py, PyAny>>,
+    bounds: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let opts = options.core()?;
+    if bounds.is_some() && !matches!(opts.method, Method::Lbfgs { .. }) {
+        return Err(value_error(
+            "bounds: only method 'L-BFGS' (L-BFGS-B) takes bounds".into(),
+        ));
+    }
     if matches!(opts.method, Method::Newton) && direction.is_none() {
         return Err(value_error(
             "method 'Newton' needs a Hessian (hess=...)".into(),
@@ -110,6 +118,7 @@ pub fn minimize<'py>(
         callback: callback.as_ref(),
         direction: direction.as_ref(),
         shape: &shape,
+        bounds: bounds.as_ref(),
     };
     match dtype_of(x0, Label::arg("x0"))? {
         Dtype::F32 => run::<f32>(py, x0, opts, &calls, Dtype::F32),
@@ -123,6 +132,7 @@ struct Calls<'a, 'py> {
     callback: Option<&'a Bound<'py, PyAny>>,
     direction: Option<&'a Bound<'py, PyAny>>,
     shape: &'a [usize],
+    bounds: Option<&'a (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
 }
 
 const GRAD: Label<'static, 'static> = Label::Arg("the gradient returned by fun");
@@ -149,7 +159,37 @@ fn run<'py, T: Real + Element>(
             }
         })?;
         let x0 = x0.as_slice();
-        py.detach(|| Minimizer::new(x0, opts)).context("")?
+        match calls.bounds {
+            None => py.detach(|| Minimizer::new(x0, opts)).context("")?,
+            Some((lo, hi)) => {
+                let one_d = [n];
+                let lo = read_shaped::<T>(
+                    lo,
+                    Label::arg("lower bounds"),
+                    dtype,
+                    &one_d,
+                    Label::arg("x0"),
+                )?;
+                let hi = read_shaped::<T>(
+                    hi,
+                    Label::arg("upper bounds"),
+                    dtype,
+                    &one_d,
+                    Label::arg("x0"),
+                )?;
+                let (lo, hi) = (lo.as_slice().to_vec(), hi.as_slice().to_vec());
+                for (i, (l, h)) in lo.iter().zip(&hi).enumerate() {
+                    let (l, h) = (l.to_f64(), h.to_f64());
+                    if l.is_nan() || h.is_nan() || l > h {
+                        return Err(value_error(format!(
+                            "bounds: expected lower <= upper without NaN, got ({l}, {h}) at index {i}"
+                        )));
+                    }
+                }
+                py.detach(|| Minimizer::with_bounds(x0, opts, lo, hi))
+                    .context("")?
+            }
+        }
     };
     let work = step_work(&opts, n);
     loop {

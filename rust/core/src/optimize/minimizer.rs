@@ -27,6 +27,7 @@
 
 use super::bfgs::Dense;
 use super::lbfgs::{alloc_zeroed, History};
+use super::lbfgsb::{self, Boxed, TakeProjected, TrialProjected};
 use super::line_search::{Backtracking, LineSearch, MoreThuente, Next};
 use super::reduce::{pass, Body, In, Out};
 use crate::error::{check_non_negative, Error, Result};
@@ -93,13 +94,18 @@ impl Options {
     /// Line search constants: L-BFGS as L-BFGS-B (c1 = 1e-3), BFGS and
     /// Newton as SciPy's BFGS (c1 = 1e-4); c2 = 0.9, xtol = 0.1.
     fn line_search(&self) -> LineSearch {
+        self.line_search_to(STPMAX)
+    }
+
+    /// The line search with the largest step `stpmax`.
+    fn line_search_to(&self, stpmax: f64) -> LineSearch {
         let c1 = match self.method {
             Method::Lbfgs { .. } => 1e-3,
             _ => 1e-4,
         };
         match self.line_search {
             Search::StrongWolfe => {
-                LineSearch::StrongWolfe(MoreThuente::new(c1, 0.9, 0.1, 0.0, STPMAX))
+                LineSearch::StrongWolfe(MoreThuente::new(c1, 0.9, 0.1, 0.0, stpmax))
             }
             Search::Backtracking => LineSearch::Backtracking(Backtracking::new(c1)),
         }
@@ -119,7 +125,7 @@ fn at_least_one(name: &str, v: u64) -> Result<()> {
 }
 
 /// The largest step a line search may take (L-BFGS-B's).
-const STPMAX: f64 = 1e10;
+pub(crate) const STPMAX: f64 = 1e10;
 
 /// How a run ended; the values are `OptimizeResult.status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +154,8 @@ pub enum Request {
 
 enum Dir<T> {
     Lbfgs(History<T>),
+    /// L-BFGS-B: L-BFGS with bounds.
+    Lbfgsb(Box<Boxed<T>>),
     Bfgs(Dense<T>),
     Newton,
 }
@@ -193,6 +201,8 @@ pub struct Minimizer<T: Real> {
     d_ready: bool,
     dir: Dir<T>,
     ls: LineSearch,
+    /// The largest feasible step along `d` (bounds), else [`STPMAX`].
+    stpmx: f64,
     stp: f64,
     ls_evals: u64,
     awaiting: bool,
@@ -244,7 +254,7 @@ impl<T: Real> Body<T, 1> for Take<T> {
     }
 }
 
-/// `s = xt - x`, `y = gt - g`, returning `s'y`, `y'y`, `s'g`.
+/// `s = xt - x`, `y = gt - g`, returning `s'y`, `y'y`, `s'g`, `s's`.
 struct Pair<T> {
     s: Out<T>,
     y: Out<T>,
@@ -254,15 +264,15 @@ struct Pair<T> {
     gt: In<T>,
 }
 
-impl<T: Real> Body<T, 3> for Pair<T> {
+impl<T: Real> Body<T, 4> for Pair<T> {
     #[inline(always)]
-    unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; 3], L) {
+    unsafe fn at<L: Lanes<T>>(&self, i: usize) -> ([L; 4], L) {
         let s = self.xt.get::<L>(i).sub(self.x.get::<L>(i));
         let g = self.g.get::<L>(i);
         let y = self.gt.get::<L>(i).sub(g);
         self.s.set(i, s);
         self.y.set(i, y);
-        ([s.mul(y), y.mul(y), s.mul(g)], s)
+        ([s.mul(y), y.mul(y), s.mul(g), s.mul(s)], s)
     }
 }
 
@@ -295,6 +305,7 @@ impl<T: Real> Minimizer<T> {
             d_ready: false,
             dir,
             ls: opts.line_search(),
+            stpmx: STPMAX,
             stp: 0.0,
             ls_evals: 0,
             awaiting: false,
@@ -307,6 +318,45 @@ impl<T: Real> Minimizer<T> {
             status: None,
             message: String::new(),
         })
+    }
+
+    /// A run of L-BFGS-B from `x0` (clipped into the box): `lower` and
+    /// `upper` hold `-inf` / `inf` where a variable has no bound (checked by
+    /// the caller: lengths, no NaN, `lower <= upper`). Without any finite
+    /// bound this is the unconstrained run of [`Minimizer::new`], as
+    /// L-BFGS-B is then L-BFGS.
+    pub fn with_bounds(x0: &[T], opts: Options, lower: Vec<T>, upper: Vec<T>) -> Result<Self> {
+        let n = x0.len();
+        for (what, len) in [("lower bounds", lower.len()), ("upper bounds", upper.len())] {
+            if len != n {
+                return Err(Error::LengthMismatch {
+                    what: what.into(),
+                    expected: n,
+                    got: len,
+                });
+            }
+        }
+        let Method::Lbfgs { m } = opts.method else {
+            return Err(Error::InvalidChoice {
+                name: "method".into(),
+                value: format!("{:?}", opts.method),
+                expected: "L-BFGS with bounds",
+            });
+        };
+        let bounded = lower.iter().chain(&upper).any(|b| b.to_f64().is_finite());
+        let mut run = Minimizer::new(x0, opts)?;
+        if bounded {
+            let boxed = Boxed::new(lower, upper, m)?;
+            lbfgsb::project(&mut run.xt, boxed.lower(), boxed.upper());
+            run.dir = Dir::Lbfgsb(Box::new(boxed));
+        }
+        Ok(run)
+    }
+
+    /// Whether the run has bounds (L-BFGS-B): then [`Minimizer::gmax`] is
+    /// the projected gradient's.
+    pub fn bounded(&self) -> bool {
+        matches!(self.dir, Dir::Lbfgsb(_))
     }
 
     pub fn n(&self) -> usize {
@@ -322,7 +372,8 @@ impl<T: Real> Minimizer<T> {
     pub fn f(&self) -> f64 {
         self.f
     }
-    /// `max |g_i|` at the current iterate.
+    /// `max |g_i|` at the current iterate (of the projected gradient with
+    /// bounds).
     pub fn gmax(&self) -> f64 {
         self.gmax
     }
@@ -359,12 +410,24 @@ impl<T: Real> Minimizer<T> {
                 got: g.len(),
             });
         }
-        let body = Take {
-            gt: Out(self.gt.as_mut_ptr()),
-            g: In(g.as_ptr()),
-            d: In(self.d.as_ptr()),
+        let sums = if let Dir::Lbfgsb(b) = &self.dir {
+            let body = TakeProjected {
+                gt: Out(self.gt.as_mut_ptr()),
+                g: In(g.as_ptr()),
+                d: In(self.d.as_ptr()),
+                x: In(self.xt.as_ptr()),
+                lo: In(b.lower().as_ptr()),
+                hi: In(b.upper().as_ptr()),
+            };
+            pass(self.n(), &body)?
+        } else {
+            let body = Take {
+                gt: Out(self.gt.as_mut_ptr()),
+                g: In(g.as_ptr()),
+                d: In(self.d.as_ptr()),
+            };
+            pass(self.n(), &body)?
         };
-        let sums = pass(self.n(), &body)?;
         self.ft = f;
         self.gdt = sums.sum[0];
         self.gmaxt = sums.max.max(0.0);
@@ -437,7 +500,8 @@ impl<T: Real> Minimizer<T> {
                         return Ok(self.finish(Status::LineSearchFailed, msg));
                     }
                     if self.gmax <= self.opts.gtol {
-                        return Ok(self.finish(Status::Converged, CONVERGED_G.into()));
+                        let msg = self.converged_g();
+                        return Ok(self.finish(Status::Converged, msg.into()));
                     }
                     self.phase = Phase::Direction;
                 }
@@ -466,6 +530,14 @@ impl<T: Real> Minimizer<T> {
         }
     }
 
+    fn converged_g(&self) -> &'static str {
+        if self.bounded() {
+            CONVERGED_PG
+        } else {
+            CONVERGED_G
+        }
+    }
+
     fn request_eval(&mut self) -> Request {
         self.nfev += 1;
         self.awaiting = true;
@@ -477,6 +549,7 @@ impl<T: Real> Minimizer<T> {
     fn unscaled(&self) -> bool {
         match &self.dir {
             Dir::Lbfgs(h) => h.is_empty(),
+            Dir::Lbfgsb(b) => b.is_empty(),
             Dir::Bfgs(b) => b.is_identity(),
             Dir::Newton => false,
         }
@@ -490,6 +563,7 @@ impl<T: Real> Minimizer<T> {
     fn forget(&mut self) {
         match &mut self.dir {
             Dir::Lbfgs(h) => h.clear(),
+            Dir::Lbfgsb(b) => b.clear(),
             Dir::Bfgs(b) => b.reset(),
             Dir::Newton => {}
         }
@@ -498,10 +572,29 @@ impl<T: Real> Minimizer<T> {
 
     /// Computes the direction (or asks for it) and starts a line search.
     fn begin_search(&mut self) -> Result<Option<Request>> {
+        let mut bounded_t0 = None;
+        self.stpmx = STPMAX;
         if !self.d_ready {
             match &mut self.dir {
                 Dir::Newton => return Ok(Some(Request::Direction)),
                 Dir::Lbfgs(h) => self.gd = h.direction(&self.g, &mut self.d)?,
+                Dir::Lbfgsb(b) => {
+                    let dir =
+                        b.direction(&self.x, &self.g, self.gmax, self.nit == 0, &mut self.d)?;
+                    self.gd = dir.gd;
+                    self.stpmx = dir.stpmx;
+                    // L-BFGS-B's first step: 1 / ||d|| (within the box's
+                    // step) at the first iteration unless every variable is
+                    // boxed, else 1.
+                    // (A unit step a rounding beyond the box's is shortened.)
+                    bounded_t0 = Some(if self.nit == 0 && !b.boxed() {
+                        (1.0 / dir.dnorm).min(dir.stpmx)
+                    } else if dir.stpmx > 0.0 {
+                        dir.stpmx.min(1.0)
+                    } else {
+                        1.0
+                    });
+                }
                 Dir::Bfgs(b) => self.gd = b.update(false, 0.0, 0.0, &self.g, &mut self.d)?,
             }
         }
@@ -525,7 +618,9 @@ impl<T: Real> Minimizer<T> {
             );
             return Ok(Some(self.finish(Status::LineSearchFailed, msg)));
         }
-        let t0 = if self.unscaled() {
+        let t0 = if let Some(t0) = bounded_t0 {
+            t0
+        } else if self.unscaled() {
             (1.0 / (-self.gd).sqrt()).min(STPMAX)
         } else {
             1.0
@@ -533,7 +628,7 @@ impl<T: Real> Minimizer<T> {
         self.ls_evals = 0;
         // A fresh search: `not_finite` may have lowered the previous one's
         // maximum step.
-        self.ls = self.opts.line_search();
+        self.ls = self.opts.line_search_to(self.stpmx);
         match self.ls.start(self.f, self.gd, t0) {
             Next::Evaluate(t) => Ok(Some(self.trial(t)?)),
             Next::Error(e) | Next::Warning(e) => self.fail(e),
@@ -550,13 +645,30 @@ impl<T: Real> Minimizer<T> {
             );
             return Ok(self.finish(Status::Limit, msg));
         }
-        let body = Trial {
-            xt: Out(self.xt.as_mut_ptr()),
-            x: In(self.x.as_ptr()),
-            d: In(self.d.as_ptr()),
-            t: T::from_f64(t),
-        };
-        pass(self.n(), &body)?;
+        if let Dir::Lbfgsb(b) = &self.dir {
+            if t == 1.0 {
+                // The unit step is the subspace minimizer itself (in the box).
+                crate::parallel::copy(b.target(), &mut self.xt)?;
+            } else {
+                let body = TrialProjected {
+                    xt: Out(self.xt.as_mut_ptr()),
+                    x: In(self.x.as_ptr()),
+                    d: In(self.d.as_ptr()),
+                    lo: In(b.lower().as_ptr()),
+                    hi: In(b.upper().as_ptr()),
+                    t: T::from_f64(t),
+                };
+                pass(self.n(), &body)?;
+            }
+        } else {
+            let body = Trial {
+                xt: Out(self.xt.as_mut_ptr()),
+                x: In(self.x.as_ptr()),
+                d: In(self.d.as_ptr()),
+                t: T::from_f64(t),
+            };
+            pass(self.n(), &body)?;
+        }
         self.stp = t;
         self.ls_evals += 1;
         self.phase = Phase::Search;
@@ -645,14 +757,21 @@ impl<T: Real> Minimizer<T> {
         match &mut self.dir {
             Dir::Lbfgs(h) => {
                 let (s, y) = h.spare_mut();
-                let [sy, yy, sg] = pair_pass(s, y)?;
+                let [sy, yy, sg, _] = pair_pass(s, y)?;
                 if sy > eps * -sg && sy.is_finite() && yy > 0.0 {
                     h.commit(sy, yy);
                 }
             }
+            Dir::Lbfgsb(b) => {
+                let (s, y) = b.spare_mut();
+                let [sy, yy, sg, ss] = pair_pass(s, y)?;
+                if sy > eps * -sg && sy.is_finite() && yy > 0.0 {
+                    b.commit(sy, yy, ss)?;
+                }
+            }
             Dir::Bfgs(b) => {
                 let (s, y) = b.scratch_mut();
-                let [sy, yy, sg] = pair_pass(s, y)?;
+                let [sy, yy, sg, _] = pair_pass(s, y)?;
                 let ok = sy > eps * -sg && sy.is_finite() && yy > 0.0;
                 self.gd = b.update(ok, sy, yy, &self.gt, &mut self.d)?;
                 self.d_ready = true;
@@ -667,7 +786,7 @@ impl<T: Real> Minimizer<T> {
         self.nit += 1;
         self.restarted = false;
         if self.gmax <= self.opts.gtol {
-            self.converged = Some(CONVERGED_G);
+            self.converged = Some(self.converged_g());
         } else if f_old - self.f <= self.opts.ftol * f_old.abs().max(self.f.abs()).max(1.0) {
             self.converged = Some(CONVERGED_F);
         }
@@ -682,6 +801,10 @@ impl<T: Real> Minimizer<T> {
                 let (s, y, order) = h.into_parts();
                 HessInv::Lbfgs { s, y, order }
             }
+            Dir::Lbfgsb(b) => {
+                let (s, y, order) = b.into_parts();
+                HessInv::Lbfgs { s, y, order }
+            }
             Dir::Bfgs(b) => HessInv::Dense(b.into_matrix()?),
             Dir::Newton => HessInv::None,
         };
@@ -690,6 +813,7 @@ impl<T: Real> Minimizer<T> {
 }
 
 const CONVERGED_G: &str = "converged: max|g_i| <= gtol";
+const CONVERGED_PG: &str = "converged: max|proj g_i| <= gtol";
 const CONVERGED_F: &str = "converged: relative reduction of f <= ftol";
 
 fn protocol(what: &str) -> Error {

@@ -23,6 +23,7 @@
 
 pub mod bfgs;
 pub mod lbfgs;
+pub mod lbfgsb;
 pub mod line_search;
 pub mod minimizer;
 pub mod newton;
