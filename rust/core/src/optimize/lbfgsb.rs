@@ -36,7 +36,7 @@
 
 use super::lbfgs::alloc_zeroed;
 use super::minimizer::STPMAX;
-use super::reduce::{accumulate, pass, pass_n, Body, BodyN, In, Out, BLOCK};
+use super::reduce::{accumulate, pass, pass_n, Body, BodyN, In, Out, Term, BLOCK};
 use crate::error::{Error, Result};
 use crate::simd::{Lanes, Real};
 
@@ -1042,41 +1042,71 @@ impl<T: Real> BodyN<T> for Reduced<'_, T> {
         }
         let r = In(self.r.0 as *const T);
         for j in 0..col {
-            let (s, y) = (self.s[j], self.y[j]);
-            accumulate::<T, L, 2>(
-                start,
-                len,
-                &mut acc[2 * j * regs..(2 * j + 2) * regs],
-                |e| {
-                    let r = r.get::<L>(e);
-                    [y.get::<L>(e).mul(r), s.get::<L>(e).mul(r)]
-                },
-            );
+            let term = WithR {
+                r,
+                s: self.s[j],
+                y: self.y[j],
+            };
+            accumulate::<T, L, 2>(start, len, &mut acc[2 * j * regs..(2 * j + 2) * regs], term);
         }
-        let one = L::splat(T::ONE);
-        let mask = self.mask;
         for a in 0..col {
             for b in a..col {
                 let k = 2 * col + 4 * tri(col, a, b);
-                let (sa, ya, sb, yb) = (self.s[a], self.y[a], self.s[b], self.y[b]);
-                accumulate::<T, L, 4>(start, len, &mut acc[k * regs..(k + 4) * regs], |e| {
-                    let f = mask.get::<L>(e);
-                    let act = one.sub(f);
-                    let (sa, ya, sb, yb) = (
-                        sa.get::<L>(e),
-                        ya.get::<L>(e),
-                        sb.get::<L>(e),
-                        yb.get::<L>(e),
-                    );
-                    [
-                        f.mul(ya).mul(yb),
-                        act.mul(sa).mul(sb),
-                        f.mul(sa).mul(yb),
-                        act.mul(sb).mul(ya),
-                    ]
-                });
+                let term = Split {
+                    mask: self.mask,
+                    sa: self.s[a],
+                    ya: self.y[a],
+                    sb: self.s[b],
+                    yb: self.y[b],
+                };
+                accumulate::<T, L, 4>(start, len, &mut acc[k * regs..(k + 4) * regs], term);
             }
         }
+    }
+}
+
+/// `[y'r, s'r]` of one pair.
+struct WithR<T> {
+    r: In<T>,
+    s: In<T>,
+    y: In<T>,
+}
+
+impl<T: Real, L: Lanes<T>> Term<L, 2> for WithR<T> {
+    #[inline(always)]
+    unsafe fn at(&self, e: usize) -> [L; 2] {
+        let r = self.r.get::<L>(e);
+        [self.y.get::<L>(e).mul(r), self.s.get::<L>(e).mul(r)]
+    }
+}
+
+/// `[y_a'Z y_b, s_a'A s_b, s_a'Z y_b, s_b'A y_a]` of the pairs `a <= b`
+/// (`mask` is 1 on the free set `Z`, 0 on the active set `A`).
+struct Split<T> {
+    mask: In<T>,
+    sa: In<T>,
+    ya: In<T>,
+    sb: In<T>,
+    yb: In<T>,
+}
+
+impl<T: Real, L: Lanes<T>> Term<L, 4> for Split<T> {
+    #[inline(always)]
+    unsafe fn at(&self, e: usize) -> [L; 4] {
+        let f = self.mask.get::<L>(e);
+        let act = L::splat(T::ONE).sub(f);
+        let (sa, ya, sb, yb) = (
+            self.sa.get::<L>(e),
+            self.ya.get::<L>(e),
+            self.sb.get::<L>(e),
+            self.yb.get::<L>(e),
+        );
+        [
+            f.mul(ya).mul(yb),
+            act.mul(sa).mul(sb),
+            f.mul(sa).mul(yb),
+            act.mul(sb).mul(ya),
+        ]
     }
 }
 

@@ -249,6 +249,23 @@ pub(crate) trait BodyN<T: Real>: Sync {
     unsafe fn add<L: Lanes<T>>(&self, start: usize, len: usize, acc: &mut [L]);
 }
 
+/// The `G` terms of element group `i` for [`accumulate`]: a closure, or a
+/// struct whose `#[inline(always)]` method keeps a large body inlined into
+/// the SIMD instantiation (a large closure may be compiled out of line,
+/// without the instruction set, and then runs at a fraction of the speed).
+pub(crate) trait Term<L, const G: usize> {
+    /// # Safety
+    /// As [`Body::at`].
+    unsafe fn at(&self, i: usize) -> [L; G];
+}
+
+impl<L, const G: usize, F: Fn(usize) -> [L; G]> Term<L, G> for F {
+    #[inline(always)]
+    unsafe fn at(&self, i: usize) -> [L; G] {
+        self(i)
+    }
+}
+
 /// For [`BodyN::add`]: adds `G` sums of `term(i)` over elements
 /// `start .. start + len` to `acc` (`G * regs` accumulators, laid out as in
 /// [`BodyN::add`]), holding them in registers over whole blocks. A slot only
@@ -263,14 +280,14 @@ pub(crate) unsafe fn accumulate<T: Real, L: Lanes<T>, const G: usize>(
     start: usize,
     len: usize,
     acc: &mut [L],
-    term: impl Fn(usize) -> [L; G],
+    term: impl Term<L, G>,
 ) {
     let regs = BLOCK / L::N;
     if !len.is_multiple_of(BLOCK) {
         // A tail (`L = T`, one slot per accumulator), in memory.
         debug_assert_eq!(L::N, 1);
         for j in 0..len {
-            let t = term(start + j);
+            let t = term.at(start + j);
             for k in 0..G {
                 acc[k * regs + j] = acc[k * regs + j].add(t[k]);
             }
@@ -286,14 +303,15 @@ pub(crate) unsafe fn accumulate<T: Real, L: Lanes<T>, const G: usize>(
     // a group unroll with the accumulators in registers.
     let group = prev_power_of_two(live / G).min(regs);
     for r0 in (0..regs).step_by(group) {
-        let mut a = [[L::splat(T::ZERO); BLOCK]; G];
+        // At most 16 registers live (see above): `group <= 16`.
+        let mut a = [[L::splat(T::ZERO); 16]; G];
         for k in 0..G {
             a[k][..group].copy_from_slice(&acc[k * regs + r0..k * regs + r0 + group]);
         }
         let mut i = start + r0 * L::N;
         while i < start + len {
             for r in 0..group {
-                let t = term(i + r * L::N);
+                let t = term.at(i + r * L::N);
                 for k in 0..G {
                     a[k][r] = a[k][r].add(t[k]);
                 }
