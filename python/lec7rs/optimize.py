@@ -430,20 +430,25 @@ def _bounds(bounds: Any, x0: np.ndarray) -> tuple | None:
         pair: Any = (np.asarray(bounds.lb), np.asarray(bounds.ub))
     else:
         pair = bounds
-    if (
-        isinstance(pair, tuple)
-        and len(pair) == 2
-        and all(isinstance(b, np.ndarray) for b in pair)
-    ):
+    if isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(b, np.ndarray) for b in pair):
         sides = []
         for name, side, fill in (("lower", pair[0], -np.inf), ("upper", pair[1], np.inf)):
             if side.dtype == object:
-                side = np.array([fill if v is None else v for v in side.reshape(-1)]).reshape(
-                    side.shape
+                items = [fill if v is None else v for v in side.reshape(-1)]
+                for v in items:
+                    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                        raise TypeError(
+                            f"bounds: expected real numbers or None in the {name} bounds, got {v!r}"
+                        )
+                side = np.array(items, dtype=np.float64).reshape(side.shape)
+            if side.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"bounds: expected real numbers or None in the {name} bounds, got an "
+                    f"array of dtype {side.dtype}"
                 )
             try:
                 side = np.broadcast_to(np.asarray(side, dtype=np.float64), x0.shape)
-            except (TypeError, ValueError):
+            except ValueError:
                 raise ValueError(
                     f"bounds: the {name} bounds of shape {side.shape} do not broadcast to "
                     f"x0's shape {x0.shape}"
@@ -460,8 +465,7 @@ def _bounds(bounds: Any, x0: np.ndarray) -> tuple | None:
             ) from None
         if len(items) != n:
             raise ValueError(
-                f"bounds: expected {n} (low, high) pairs (one per element of x0), got "
-                f"{len(items)}"
+                f"bounds: expected {n} (low, high) pairs (one per element of x0), got {len(items)}"
             )
         lower = np.empty(n)
         upper = np.empty(n)
@@ -475,10 +479,12 @@ def _bounds(bounds: Any, x0: np.ndarray) -> tuple | None:
             lower[i] = -np.inf if low is None else _bound(i, low)
             upper[i] = np.inf if high is None else _bound(i, high)
     bad = np.isnan(lower) | np.isnan(upper) | (lower > upper)
+    bad |= (lower == np.inf) | (upper == -np.inf)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"bounds[{i}]: expected low <= high and no NaN, got ({lower[i]}, {upper[i]})"
+            f"bounds[{i}]: expected low <= high, no NaN, low < inf and high > -inf, got "
+            f"({lower[i]}, {upper[i]})"
         )
     lower = np.ascontiguousarray(lower, dtype=x0.dtype)
     upper = np.ascontiguousarray(upper, dtype=x0.dtype)
