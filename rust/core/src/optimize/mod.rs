@@ -15,15 +15,19 @@
 //! - [`newton`]: the Newton step from a Cholesky factor.
 //! - [`minimizer`]: the driver of `minimize`, a state machine that asks its
 //!   caller for evaluations.
+//! - [`many`]: the driver of `minimize_many`, one minimizer per row of a
+//!   `k x n` batch, advanced in rounds of evaluations.
 
 pub mod bfgs;
 pub mod lbfgs;
 pub mod line_search;
+pub mod many;
 pub mod minimizer;
 pub mod newton;
 pub mod reduce;
 
 pub use lbfgs::{two_loop, History, Pair};
+pub use many::{Many, Results};
 pub use minimizer::{HessInv, Method, Minimizer, Options, Request, Search, Status};
 pub use newton::cholesky_solve;
 pub use reduce::{abs_max, dot};
