@@ -40,7 +40,7 @@ pub struct RunOptions<'py> {
 }
 
 /// The largest count option: beyond any run, within every integer type.
-const MAX_COUNT: u64 = i64::MAX as u64;
+pub(crate) const MAX_COUNT: u64 = i64::MAX as u64;
 
 impl RunOptions<'_> {
     fn core(&self) -> PyResult<Options> {
@@ -226,7 +226,7 @@ fn step_work(opts: &Options, n: usize) -> usize {
 /// A new array of `shape` holding `data`, copied in parallel with the GIL
 /// released; from the output-buffer cache, so that handing `x` to the
 /// objective at every evaluation does not fault in fresh pages.
-fn to_numpy<'py, T: Real + Element>(
+pub(crate) fn to_numpy<'py, T: Real + Element>(
     py: Python<'py>,
     data: &[T],
     shape: &[usize],
