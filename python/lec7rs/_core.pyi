@@ -34,6 +34,7 @@ __all__ = [
     "lbfgs_two_loop",
     "lookahead_sync",
     "minimize",
+    "minimize_many",
     "minimize_trust",
     "optimizer_check",
     "optimizer_rule",
@@ -98,6 +99,22 @@ def minimize(
     callback: Callable[[np.ndarray, float, np.ndarray, int, int], bool] | None = None,
     direction: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Any, ...]: ...
+
+# lec7rs.optimize.minimize_many: k L-BFGS runs, the rows of a (k, n) x0;
+# fun(X, active) -> (f, G) for the rows still running; returns (x, f, nit,
+# nfev, status, message), one entry per row.
+def minimize_many(
+    fun: Callable[[np.ndarray, npt.NDArray[np.int64]], tuple[Any, np.ndarray]],
+    x0: np.ndarray,
+    options: dict[str, Any],
+) -> tuple[
+    np.ndarray,
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    list[str],
+]: ...
 def lbfgs_two_loop(
     s: list[np.ndarray],
     y: list[np.ndarray],

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["LbfgsInvHessProduct", "OptimizeResult", "minimize"]
+__all__ = ["LbfgsInvHessProduct", "OptimizeResult", "minimize", "minimize_many"]
 
 _METHODS = {
     "l-bfgs": "L-BFGS",
@@ -495,6 +495,126 @@ def _bound(i: int, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"bounds[{i}]: expected real numbers or None, got {value!r}")
     return float(value)
+
+
+def minimize_many(
+    fun: Callable,
+    x0: Any,
+    *,
+    m: int = 10,
+    gtol: float = 1e-5,
+    ftol: float = 2.2e-9,
+    max_iter: int = 15000,
+    max_fun: int = 15000,
+    max_ls: int = 20,
+    **unknown: Any,
+) -> OptimizeResult:
+    """Minimizes ``k`` independent problems of ``n`` variables at once, the
+    rows of ``x0``, with L-BFGS and the strong Wolfe line search, calling a
+    vectorized objective once per round for all the rows still running.
+
+    Each row is its own run of :func:`minimize` (``method="L-BFGS"``,
+    ``line_search="strong_wolfe"``, the same options): when ``fun``
+    computes each row as it would alone, row ``i``'s iterates, ``x``,
+    ``fun``, ``nit``, ``nfev``, ``status`` and ``message`` are exactly,
+    bit for bit, those of ``minimize`` on ``x0[i]`` alone, whatever the
+    other rows do and for any thread count and SIMD level. A round advances
+    every running row (with the GIL released, in parallel over the thread
+    pool) until it needs an evaluation or finishes, then calls ``fun`` once.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(X, active) -> (f, G)``. ``active`` is an int64 array of the
+        indices of the rows that need an evaluation, ascending; ``X`` a
+        fresh array of shape ``(len(active), n)`` and x0's dtype, row ``j``
+        the point to evaluate for row ``active[j]``. Returns a tuple of
+        ``f``, the values, of shape ``(len(active),)`` (float64, or any real
+        dtype, which is cast to float64), and ``G``, the gradients, an array
+        of X's shape and dtype. Row ``i`` is passed to ``fun`` exactly
+        ``nfev[i]`` times, and the number of calls is ``max(nfev)``. A
+        non-finite value or gradient affects only its row (see Returns).
+    x0 : ndarray
+        The starting points, shape ``(k, n)`` with ``k >= 1`` and
+        ``n >= 1``, float32 or float64 (a nested list is read as float64);
+        copied once if not C-contiguous. The result keeps its dtype.
+    m : int, default 10
+        The number of pairs each row's L-BFGS keeps (L-BFGS-B's
+        ``maxcor``); memory ``2 (m + 1) n`` elements per row, all ``k``
+        histories allocated before the first call of ``fun``.
+    gtol : float, default 1e-5
+        A row has converged when its ``max |g_i| <= gtol``.
+    ftol : float, default 2.2e-9
+        A row has converged when a step gives ``(f_k - f_{k+1}) /
+        max(|f_k|, |f_{k+1}|, 1) <= ftol``.
+    max_iter, max_fun : int, default 15000
+        Limits on each row's iterations and evaluations (status 1; ``x`` is
+        then the row's last iterate).
+    max_ls : int, default 20
+        Evaluations per line search, as in :func:`minimize`.
+
+    Returns
+    -------
+    OptimizeResult
+        One entry per row, row ``i`` at index ``i``:
+
+        - ``x``: ``(k, n)`` array of x0's dtype, the solutions;
+        - ``fun``: float64 ``(k,)``, f at ``x``;
+        - ``nit``: int64 ``(k,)``, iterations;
+        - ``nfev``: int64 ``(k,)``, evaluations of the row (calls of ``fun``
+          that had the row in ``active``);
+        - ``status``: int64 ``(k,)``, 0 converged, 1 iteration or
+          evaluation limit, 2 line search failed or the objective is not
+          finite (a non-finite f or gradient at ``x0[i]`` ends row ``i`` at
+          once; at a trial step, its line search shrinks the step);
+        - ``success``: bool ``(k,)``, ``status == 0``;
+        - ``message``: list of ``k`` str.
+
+    Raises
+    ------
+    TypeError
+        ``x0`` of another dtype, a non-callable ``fun``, an option of the
+        wrong type, ``fun`` not returning a tuple ``(f, G)``, ``f`` not
+        real numbers, ``G`` not an array of x0's dtype.
+    ValueError
+        ``x0`` not 2-D or empty, an unknown option or one out of range,
+        ``f`` not of shape ``(len(active),)``, ``G`` not of X's shape.
+    MemoryError
+        The ``k`` L-BFGS histories do not fit.
+
+    Everything is checked before the first call of ``fun``; exceptions
+    raised by ``fun`` propagate.
+    """
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValueError(
+            f"unknown option {name!r} (options: m, gtol, ftol, max_iter, max_fun, max_ls)"
+        )
+    if not callable(fun):
+        raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+    options = {
+        "m": _int("m", m, 1),
+        "gtol": _real("gtol", gtol),
+        "ftol": _real("ftol", ftol),
+        "max_iter": _int("max_iter", max_iter, 0),
+        "max_fun": _int("max_fun", max_fun, 1),
+        "max_ls": _int("max_ls", max_ls, 1),
+    }
+    x0 = _x0(x0)
+    if x0.ndim != 2 or 0 in x0.shape:
+        raise ValueError(
+            f"x0: expected a 2-D array of shape (k, n) with k >= 1 and n >= 1, got shape {x0.shape}"
+        )
+    x, f, nit, nfev, status, message = _core.minimize_many(fun, x0, options)
+    return OptimizeResult(
+        x=x,
+        fun=f,
+        nit=nit,
+        nfev=nfev,
+        status=status,
+        success=status == 0,
+        message=message,
+    )
 
 
 def _method(method: Any) -> str:

@@ -8,6 +8,7 @@ mod averaging;
 mod clip;
 mod errors;
 mod interrupt;
+mod many;
 mod optim;
 mod optimize;
 mod random;
@@ -53,6 +54,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optimize::lbfgs_direction, m)?)?;
     m.add_function(wrap_pyfunction!(optimize::cholesky_solve, m)?)?;
     m.add_function(wrap_pyfunction!(trust::minimize_trust, m)?)?;
+    m.add_function(wrap_pyfunction!(many::minimize_many, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_update, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_check, m)?)?;
     m.add_class::<random::PhiloxStream>()?;

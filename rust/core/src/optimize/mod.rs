@@ -20,17 +20,21 @@
 //! - [`trust_ncg`]: the driver of `minimize(method="trust-ncg")`, a state
 //!   machine that asks its caller for evaluations and Hessian-vector
 //!   products.
+//! - [`many`]: the driver of `minimize_many`, one minimizer per row of a
+//!   `k x n` batch, advanced in rounds of evaluations.
 
 pub mod bfgs;
 pub mod lbfgs;
 pub mod lbfgsb;
 pub mod line_search;
+pub mod many;
 pub mod minimizer;
 pub mod newton;
 pub mod reduce;
 pub mod trust_ncg;
 
 pub use lbfgs::{two_loop, History, Pair};
+pub use many::{Many, Results};
 pub use minimizer::{HessInv, Method, Minimizer, Options, Request, Search, Status};
 pub use newton::cholesky_solve;
 pub use reduce::{abs_max, dot};

@@ -164,16 +164,26 @@ fn tree<T: Real>(slots: &[T; BLOCK]) -> f64 {
 /// Runs `body` over `0 .. n` as one parallel pass and returns its sums and
 /// maximum, the same bits for any thread count and SIMD level.
 pub(crate) fn pass<T: Real, const S: usize, B: Body<T, S>>(n: usize, body: &B) -> Result<Sums<S>> {
-    let spans = vec![Span {
+    let span = Span {
         body,
         start: 0,
         end: n,
-    }];
-    let parts = parallel::map_chunks(spans, simd::dispatch::<T, Span<'_, B, S>>)?;
+    };
     let mut out = Sums {
         sum: [0.0; S],
         max: f64::NEG_INFINITY,
     };
+    if n <= parallel::CHUNK {
+        // One chunk, run inline by `map_chunks` anyway: the same bits
+        // without its allocations (many small passes: `minimize_many`).
+        let p = simd::dispatch::<T, Span<'_, B, S>>(span);
+        for k in 0..S {
+            out.sum[k] += p.sum[k];
+        }
+        out.max = nan_max(out.max, p.max);
+        return Ok(out);
+    }
+    let parts = parallel::map_chunks(vec![span], simd::dispatch::<T, Span<'_, B, S>>)?;
     for p in parts {
         for k in 0..S {
             out.sum[k] += p.sum[k];
@@ -409,12 +419,21 @@ impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
 /// `body.sums()` sums, the same bits for any thread count and SIMD level,
 /// and the same bits as [`pass`] for the same terms.
 pub(crate) fn pass_n<T: Real, B: BodyN<T>>(n: usize, body: &B) -> Result<Vec<f64>> {
-    let spans = vec![SpanN {
+    let span = SpanN {
         body,
         start: 0,
         end: n,
-    }];
-    let parts = parallel::map_chunks(spans, simd::dispatch::<T, SpanN<'_, B>>)?;
+    };
+    if n <= parallel::CHUNK {
+        // As in `pass`: one chunk, without `map_chunks`'s allocations;
+        // `+= 0.0` is the fold below (it turns -0.0 into 0.0).
+        let mut out = simd::dispatch::<T, SpanN<'_, B>>(span);
+        for v in &mut out {
+            *v += 0.0;
+        }
+        return Ok(out);
+    }
+    let parts = parallel::map_chunks(vec![span], simd::dispatch::<T, SpanN<'_, B>>)?;
     let mut out = vec![0.0; body.sums()];
     for p in parts {
         for (o, v) in out.iter_mut().zip(p) {
