@@ -73,7 +73,8 @@ def child(n: int) -> int:
 
     def scipy_run(f):
         opts = dict(maxcor=10, gtol=1e-5, ftol=2.2e-9, maxiter=15000)
-        return so.minimize(f, x0, jac=True, method="L-BFGS-B", bounds=so.Bounds(lo, hi), options=opts)
+        box = so.Bounds(lo, hi)
+        return so.minimize(f, x0, jac=True, method="L-BFGS-B", bounds=box, options=opts)
 
     small = problem(np, 1000)
     minimize(small[0], small[1], bounds=(small[2], small[3]))  # warm the pool

@@ -105,6 +105,28 @@ def test_thousand_logistic_regressions_equal_minimize_row_by_row():
     assert obj.calls == got.nfev.max()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bounded_rows_equal_minimize_with_bounds_row_by_row(dtype):
+    # Box-bounded logistic regressions (L-BFGS-B per row), bounds active on
+    # some coordinates, one fixed variable, x0 partly outside the box.
+    a, y, x0 = problems(200, dtype=dtype, seed=3)
+    x0 = (x0 * 10).astype(dtype)
+    lo = np.full(20, -0.2)
+    hi = np.full(20, 0.25)
+    lo[::3] = -np.inf
+    lo[5] = hi[5] = 0.1
+    obj = Objective(a, y)
+    got = minimize_many(obj, x0, bounds=(lo, hi))
+    want = alone(a, y, x0, bounds=(lo, hi))
+    assert_rows_equal(got, want)
+    assert np.all(got.x >= lo.astype(dtype)) and np.all(got.x <= hi.astype(dtype))
+    assert np.all(got.x[:, 5] == dtype(0.1))
+    np.testing.assert_array_equal(obj.counts, got.nfev)
+    assert (got.x == hi.astype(dtype)).any()
+    if dtype == np.float64:  # float32 objectives stop short of gtol (status 2)
+        assert got.success.all()
+
+
 def test_a_row_with_a_nan_objective_fails_alone():
     a, y, x0 = problems(40, seed=1)
     nan_after = {7: 0, 23: 6}
@@ -238,7 +260,8 @@ def test_bad_x0(x0, exc, match):
         ({"max_ls": 0}, ValueError, "max_ls"),
         ({"gtol": -1.0}, ValueError, "gtol"),
         ({"ftol": float("nan")}, ValueError, "ftol"),
-        ({"bounds": None}, ValueError, "unknown option 'bounds'"),
+        ({"bounds": [(0, 1)]}, ValueError, "expected 3 .low, high. pairs"),
+        ({"bounds": (np.zeros(3), -np.ones(3))}, ValueError, "expected low <= high"),
         ({"method": "BFGS"}, ValueError, "unknown option 'method'"),
     ],
 )

@@ -98,6 +98,7 @@ def minimize(
     options: dict[str, Any],
     callback: Callable[[np.ndarray, float, np.ndarray, int, int], bool] | None = None,
     direction: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Any, ...]: ...
 
 # lec7rs.optimize.minimize_many: k L-BFGS runs, the rows of a (k, n) x0;
@@ -107,6 +108,7 @@ def minimize_many(
     fun: Callable[[np.ndarray, npt.NDArray[np.int64]], tuple[Any, np.ndarray]],
     x0: np.ndarray,
     options: dict[str, Any],
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[
     np.ndarray,
     npt.NDArray[np.float64],

@@ -507,6 +507,7 @@ def minimize_many(
     max_iter: int = 15000,
     max_fun: int = 15000,
     max_ls: int = 20,
+    bounds: Any = None,
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimizes ``k`` independent problems of ``n`` variables at once, the
@@ -552,6 +553,11 @@ def minimize_many(
         then the row's last iterate).
     max_ls : int, default 20
         Evaluations per line search, as in :func:`minimize`.
+    bounds : optional
+        One box for every row, as :func:`minimize`'s ``bounds`` for one row
+        of ``n`` variables: each row is then an L-BFGS-B run (x0's rows
+        clipped into the box, convergence on the projected gradient), equal
+        to ``minimize(..., bounds=bounds)`` on that row alone.
 
     Returns
     -------
@@ -578,7 +584,8 @@ def minimize_many(
         real numbers, ``G`` not an array of x0's dtype.
     ValueError
         ``x0`` not 2-D or empty, an unknown option or one out of range,
-        ``f`` not of shape ``(len(active),)``, ``G`` not of X's shape.
+        bounds as for :func:`minimize`, ``f`` not of shape
+        ``(len(active),)``, ``G`` not of X's shape.
     MemoryError
         The ``k`` L-BFGS histories do not fit.
 
@@ -588,7 +595,7 @@ def minimize_many(
     if unknown:
         name = sorted(unknown)[0]
         raise ValueError(
-            f"unknown option {name!r} (options: m, gtol, ftol, max_iter, max_fun, max_ls)"
+            f"unknown option {name!r} (options: m, gtol, ftol, max_iter, max_fun, max_ls, bounds)"
         )
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
@@ -605,7 +612,8 @@ def minimize_many(
         raise ValueError(
             f"x0: expected a 2-D array of shape (k, n) with k >= 1 and n >= 1, got shape {x0.shape}"
         )
-    x, f, nit, nfev, status, message = _core.minimize_many(fun, x0, options)
+    box = _bounds(bounds, np.empty(x0.shape[1], dtype=x0.dtype))
+    x, f, nit, nfev, status, message = _core.minimize_many(fun, x0, options, box)
     return OptimizeResult(
         x=x,
         fun=f,

@@ -63,16 +63,19 @@ impl ManyOptions<'_> {
 /// `(k,)`, the counts and statuses int64 `(k,)`, `message` a list of `k`
 /// strings.
 #[pyfunction]
+#[pyo3(signature = (fun, x0, options, bounds=None))]
 pub fn minimize_many<'py>(
     py: Python<'py>,
     fun: &Bound<'py, PyAny>,
     x0: &Bound<'py, PyAny>,
     options: ManyOptions<'py>,
+    bounds: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (opts, m) = options.core()?;
+    let bounds = bounds.as_ref();
     match dtype_of(x0, Label::arg("x0"))? {
-        Dtype::F32 => run::<f32>(py, fun, x0, (opts, m), Dtype::F32),
-        Dtype::F64 => run::<f64>(py, fun, x0, (opts, m), Dtype::F64),
+        Dtype::F32 => run::<f32>(py, fun, x0, (opts, m), bounds, Dtype::F32),
+        Dtype::F64 => run::<f64>(py, fun, x0, (opts, m), bounds, Dtype::F64),
     }
 }
 
@@ -84,6 +87,7 @@ fn run<'py, T: Real + Element>(
     fun: &Bound<'py, PyAny>,
     x0: &Bound<'py, PyAny>,
     (opts, m): (Options, usize),
+    bounds: Option<&(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
     dtype: Dtype,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (mut many, k, n) = {
@@ -96,7 +100,11 @@ fn run<'py, T: Real + Element>(
         })?;
         let (k, n) = (x0.shape()[0], x0.shape()[1]);
         let x0 = x0.as_slice();
-        let many = py.detach(|| Many::new(x0, n, opts)).context("x0")?;
+        let bounds = bounds
+            .map(|pair| crate::optimize::read_bounds::<T>(pair, n, dtype))
+            .transpose()?;
+        let bounds = bounds.as_ref().map(|(lo, hi)| (&lo[..], &hi[..]));
+        let many = py.detach(|| Many::new(x0, n, opts, bounds)).context("x0")?;
         (many, k, n)
     };
     // Elements of memory a round touches per row (the L-BFGS direction),

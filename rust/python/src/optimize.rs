@@ -161,31 +161,8 @@ fn run<'py, T: Real + Element>(
         let x0 = x0.as_slice();
         match calls.bounds {
             None => py.detach(|| Minimizer::new(x0, opts)).context("")?,
-            Some((lo, hi)) => {
-                let one_d = [n];
-                let lo = read_shaped::<T>(
-                    lo,
-                    Label::arg("lower bounds"),
-                    dtype,
-                    &one_d,
-                    Label::arg("x0"),
-                )?;
-                let hi = read_shaped::<T>(
-                    hi,
-                    Label::arg("upper bounds"),
-                    dtype,
-                    &one_d,
-                    Label::arg("x0"),
-                )?;
-                let (lo, hi) = (lo.as_slice().to_vec(), hi.as_slice().to_vec());
-                for (i, (l, h)) in lo.iter().zip(&hi).enumerate() {
-                    let (l, h) = (l.to_f64(), h.to_f64());
-                    if l.is_nan() || h.is_nan() || l > h {
-                        return Err(value_error(format!(
-                            "bounds: expected lower <= upper without NaN, got ({l}, {h}) at index {i}"
-                        )));
-                    }
-                }
+            Some(pair) => {
+                let (lo, hi) = read_bounds::<T>(pair, n, dtype)?;
                 py.detach(|| Minimizer::with_bounds(x0, opts, lo, hi))
                     .context("")?
             }
@@ -250,6 +227,40 @@ fn run<'py, T: Real + Element>(
         HessInv::None => py.None().into_bound(py),
     };
     (x, f, g, nit, nfev, status, message, hess).into_pyobject(py)
+}
+
+/// The box `(lower, upper)`: two 1-D arrays of `n` elements of `dtype`,
+/// without NaN, `lower <= upper`, `lower < inf`, `upper > -inf`.
+pub(crate) fn read_bounds<T: Real + Element>(
+    (lo, hi): &(Bound<'_, PyAny>, Bound<'_, PyAny>),
+    n: usize,
+    dtype: Dtype,
+) -> PyResult<(Vec<T>, Vec<T>)> {
+    let one_d = [n];
+    let read_side = |side, what| -> PyResult<Vec<T>> {
+        let a = read_shaped::<T>(
+            side,
+            Label::arg(what),
+            dtype,
+            &one_d,
+            Label::arg("one row of x0"),
+        )?;
+        Ok(a.as_slice().to_vec())
+    };
+    let (lo, hi) = (
+        read_side(lo, "lower bounds")?,
+        read_side(hi, "upper bounds")?,
+    );
+    for (i, (l, h)) in lo.iter().zip(&hi).enumerate() {
+        let (l, h) = (l.to_f64(), h.to_f64());
+        if l.is_nan() || h.is_nan() || l > h || l == f64::INFINITY || h == f64::NEG_INFINITY {
+            return Err(value_error(format!(
+                "bounds: expected lower <= upper, no NaN, lower < inf and upper > -inf, \
+                 got ({l}, {h}) at index {i}"
+            )));
+        }
+    }
+    Ok((lo, hi))
 }
 
 /// The elements one step of the minimizer may touch: the dense matrix

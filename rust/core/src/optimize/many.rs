@@ -4,7 +4,7 @@
 //! (a vectorized objective in Python).
 //!
 //! ```text
-//! let mut many = Many::new(&x0, n, options)?;   // x0: k x n, row-major
+//! let mut many = Many::new(&x0, n, options, None)?;   // x0: k x n, row-major
 //! loop {
 //!     let active = many.next_round()?.to_vec(); // ascending row indices
 //!     if active.is_empty() { break; }
@@ -74,16 +74,22 @@ pub struct Results<T> {
 
 /// The minimizer of one row, starting from `x0`. The one place where rows
 /// are made: a run with other per-row settings (a box) changes only this.
-fn new_row<T: Real>(x0: &[T], opts: Options) -> Result<Minimizer<T>> {
-    Minimizer::new(x0, opts)
+fn new_row<T: Real>(x0: &[T], opts: Options, bounds: Option<(&[T], &[T])>) -> Result<Minimizer<T>> {
+    match bounds {
+        None => Minimizer::new(x0, opts),
+        Some((lo, hi)) => Minimizer::with_bounds(x0, opts, lo.to_vec(), hi.to_vec()),
+    }
 }
 
 /// Bytes one row of `n` holds with an L-BFGS history of `m` pairs: the
 /// minimizer's five vectors, the history's `2 (m + 1)` vectors and its
 /// `(m + 1)^2` matrices, and the row's share of the packed trial points.
-fn row_bytes<T: Real>(n: usize, m: usize) -> Option<usize> {
+fn row_bytes<T: Real>(n: usize, m: usize, bounded: bool) -> Option<usize> {
     let slots = m.checked_add(1)?;
-    let vectors = slots.checked_mul(2)?.checked_add(6)?;
+    // With bounds: the box and L-BFGS-B's five work vectors, and the
+    // variable states and breakpoints (about 3 more vectors).
+    let extra = if bounded { 10 } else { 0 };
+    let vectors = slots.checked_mul(2)?.checked_add(6 + extra)?;
     let data = vectors
         .checked_mul(n)?
         .checked_mul(std::mem::size_of::<T>())?;
@@ -100,8 +106,10 @@ impl<T: Real> Many<T> {
     /// `x0.len() / n` runs, row `i` from `x0[i n .. (i + 1) n]`, with L-BFGS
     /// (`opts.method` must be [`Method::Lbfgs`]). Every history is
     /// allocated here: a size that does not fit is
-    /// [`Error::OutOfMemory`], before anything is allocated.
-    pub fn new(x0: &[T], n: usize, opts: Options) -> Result<Self> {
+    /// [`Error::OutOfMemory`], before anything is allocated. `bounds`
+    /// (`lower`, `upper` of length `n`, checked by the caller for NaN and
+    /// `lower <= upper`) make every row an L-BFGS-B run in that box.
+    pub fn new(x0: &[T], n: usize, opts: Options, bounds: Option<(&[T], &[T])>) -> Result<Self> {
         opts.validate()?;
         let Method::Lbfgs { m } = opts.method else {
             return Err(Error::InvalidChoice {
@@ -123,13 +131,22 @@ impl<T: Real> Many<T> {
         }
         let k = x0.len() / n;
         const WHAT: &str = "the L-BFGS histories of minimize_many";
-        let bytes = row_bytes::<T>(n, m)
+        if let Some((lo, hi)) = bounds {
+            if lo.len() != n || hi.len() != n {
+                return Err(Error::LengthMismatch {
+                    what: "bounds".into(),
+                    expected: n,
+                    got: lo.len().max(hi.len()),
+                });
+            }
+        }
+        let bytes = row_bytes::<T>(n, m, bounds.is_some())
             .and_then(|b| b.checked_mul(k))
             .ok_or_else(|| crate::alloc::oom::<u8>(WHAT, usize::MAX))?;
         crate::alloc::check_fits(bytes, WHAT)?;
         let mut rows = crate::alloc::with_capacity(k, WHAT)?;
         for row in x0.chunks_exact(n) {
-            rows.push(new_row(row, opts)?);
+            rows.push(new_row(row, opts, bounds)?);
         }
         let trials = alloc_zeroed(x0.len(), "the trial points")?;
         let active = crate::alloc::collect(0..k, "the active rows")?;
@@ -530,7 +547,7 @@ mod tests {
 
     /// Every row's run through [`Many`], and the number of rounds.
     fn together<T: Real>(x0: &[T], n: usize, opts: Options) -> (Vec<Run<T>>, usize) {
-        let mut many = Many::new(x0, n, opts).unwrap();
+        let mut many = Many::new(x0, n, opts, None).unwrap();
         let k = many.k();
         let mut trials: Vec<Vec<Vec<T>>> = vec![Vec::new(); k];
         let mut rounds = 0;
@@ -661,7 +678,7 @@ mod tests {
                 method: Method::Lbfgs { m },
                 ..Options::default()
             };
-            let err = Many::new(&[0.0f64; 4], 2, opts).err();
+            let err = Many::new(&[0.0f64; 4], 2, opts, None).err();
             assert!(matches!(err, Some(Error::OutOfMemory { .. })), "{err:?}");
         }
     }
@@ -673,15 +690,15 @@ mod tests {
             ..Options::default()
         };
         assert!(matches!(
-            Many::new(&[0.0f64; 4], 2, newton),
+            Many::new(&[0.0f64; 4], 2, newton, None),
             Err(Error::InvalidChoice { .. })
         ));
         assert!(matches!(
-            Many::new(&[0.0f64; 5], 2, Options::default()),
+            Many::new(&[0.0f64; 5], 2, Options::default(), None),
             Err(Error::Shape(_))
         ));
-        assert!(Many::new(&[0.0f64; 4], 0, Options::default()).is_err());
-        let mut many = Many::new(&start::<f64>(3, 4), 4, Options::default()).unwrap();
+        assert!(Many::new(&[0.0f64; 4], 0, Options::default(), None).is_err());
+        let mut many = Many::new(&start::<f64>(3, 4), 4, Options::default(), None).unwrap();
         assert!(matches!(many.tell(&[], &[]), Err(Error::Protocol(_))));
         assert!(matches!(many.results(), Err(Error::Protocol(_))));
         assert_eq!(many.next_round().unwrap(), &[0, 1, 2]);
@@ -700,7 +717,7 @@ mod tests {
         let res = many.results().unwrap();
         assert_eq!(res.status, vec![Status::Converged; 3]);
         // No rows at all: done at once.
-        let mut none = Many::<f64>::new(&[], 3, Options::default()).unwrap();
+        let mut none = Many::<f64>::new(&[], 3, Options::default(), None).unwrap();
         assert!(none.next_round().unwrap().is_empty());
         assert!(none.results().unwrap().x.is_empty());
     }
