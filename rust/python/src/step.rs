@@ -241,6 +241,7 @@ enum Role {
     Slot(usize),
 }
 
+#[derive(Clone, Copy)]
 struct Span {
     start: usize,
     end: usize,
@@ -252,6 +253,75 @@ impl Span {
     fn written(&self) -> bool {
         self.role != Role::Grad
     }
+}
+
+/// The label of an array of the call in messages.
+fn label_of<R: Rule>(names: Names<'_, '_>, tensor: usize, role: Role) -> String {
+    match role {
+        Role::Param => names.of("params", tensor).to_string(),
+        Role::Grad => names.of("grads", tensor).to_string(),
+        Role::Slot(k) => names
+            .of("params", tensor)
+            .slot(R::SLOTS[k].name)
+            .to_string(),
+    }
+}
+
+/// The memory written by the steps that run with the GIL released, by
+/// process id: another optimizer (another thread) stepping the same array
+/// is refused instead of tearing the update. Read and changed only with
+/// the GIL held, so a fork (which holds the GIL) never finds the lock
+/// taken; a child ignores the entries of the parent's steps.
+static IN_FLIGHT: std::sync::Mutex<Vec<(u32, usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+fn in_flight() -> std::sync::MutexGuard<'static, Vec<(u32, usize, usize)>> {
+    IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The written spans of a step, registered in [`IN_FLIGHT`] until dropped.
+struct Writing {
+    spans: Vec<(usize, usize)>,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let pid = std::process::id();
+        let mut table = in_flight();
+        for &(start, end) in &self.spans {
+            if let Some(k) = table.iter().position(|&e| e == (pid, start, end)) {
+                table.swap_remove(k);
+            }
+        }
+    }
+}
+
+/// Refuses a written span that overlaps one a step on another thread is
+/// writing; with `register`, claims the spans until the result is dropped.
+fn claim<R: Rule>(
+    written: &[Span],
+    names: Names<'_, '_>,
+    register: bool,
+) -> PyResult<Option<Writing>> {
+    let pid = std::process::id();
+    let mut table = in_flight();
+    for s in written {
+        let busy = table
+            .iter()
+            .any(|&(p, start, end)| p == pid && start < s.end && s.start < end);
+        if busy {
+            return Err(value_error(format!(
+                "{} is being written by a concurrent call (another optimizer stepping \
+                 the same memory on another thread)",
+                label_of::<R>(names, s.tensor, s.role)
+            )));
+        }
+    }
+    if !register {
+        return Ok(None);
+    }
+    let spans: Vec<(usize, usize)> = written.iter().map(|s| (s.start, s.end)).collect();
+    table.extend(spans.iter().map(|&(a, b)| (pid, a, b)));
+    Ok(Some(Writing { spans }))
 }
 
 /// Refuses any overlap between a written array and another array of the
@@ -270,11 +340,7 @@ fn check_aliasing<R: Rule>(mut spans: Vec<Span>, names: Names<'_, '_>) -> PyResu
             } else {
                 s
             };
-            let label = match later.role {
-                Role::Param => names.of("params", later.tensor),
-                Role::Grad => names.of("grads", later.tensor),
-                Role::Slot(k) => names.of("params", later.tensor).slot(R::SLOTS[k].name),
-            };
+            let label = label_of::<R>(names, later.tensor, later.role);
             return Err(value_error(format!(
                 "{label} shares memory with another array of this call \
                  (a param aliased with its grad or state, or a param listed twice)"
@@ -536,7 +602,17 @@ fn run<R: Rule, T: Real + Element>(
             hyper_group: g,
         });
     }
+    let written: Vec<Span> = spans.iter().filter(|s| s.written()).copied().collect();
     check_aliasing::<R>(spans, names)?;
+    // As NumPy does, a small step (it runs inline, on this thread, in a few
+    // microseconds) keeps the GIL: releasing and taking it back would cost
+    // more than the step. Only a released step claims its memory.
+    let total: usize = tensors
+        .iter()
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
+    let inline = total <= lec7rs_core::parallel::INLINE_MAX;
+    let _writing = claim::<R>(&written, names, !inline)?;
     // Every check passed: create the missing state.
     for t in &mut tensors {
         let hyper = &groups[t.hyper_group].0;
@@ -576,11 +652,7 @@ fn run<R: Rule, T: Real + Element>(
         })
         .collect();
     let check_finite = call.check_finite;
-    // As NumPy does, a small step (it runs inline, on this thread, in a few
-    // microseconds) keeps the GIL: releasing and taking it back would cost
-    // more than the step.
-    let total: usize = views.iter().map(|t| t.param.len()).sum();
-    let (stepped, views) = if total <= lec7rs_core::parallel::INLINE_MAX {
+    let (stepped, views) = if inline {
         compute::<R, T>(check_finite, views)
     } else {
         py.detach(move || compute::<R, T>(check_finite, views))
