@@ -4,43 +4,12 @@
 //! the rules with per-tensor norms) several chunks; and the dispatched
 //! level is the best one (no silent fall-back to scalar).
 
-use std::sync::Mutex;
-
 use lec7rs_core::optim::{self, Kind, Rule, Tensor, MAX_SLOTS};
 use lec7rs_core::parallel::{self, CHUNK};
 use lec7rs_core::simd::{self, Level, Real};
 
 mod common;
-use common::Rng;
-
-/// Tests that change the SIMD level or thread count hold this lock.
-static GLOBALS: Mutex<()> = Mutex::new(());
-
-/// Holds [`GLOBALS`] and restores the level and thread count when dropped
-/// (a failed assertion included).
-struct Globals {
-    level: Level,
-    threads: usize,
-    _lock: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Globals {
-    fn take() -> Self {
-        let lock = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
-        Globals {
-            level: simd::level(),
-            threads: parallel::num_threads(),
-            _lock: lock,
-        }
-    }
-}
-
-impl Drop for Globals {
-    fn drop(&mut self) {
-        simd::set_level(self.level).unwrap();
-        parallel::set_num_threads(self.threads).unwrap();
-    }
-}
+use common::{Globals, Rng};
 
 /// One param with its state, stepped as the binding steps it.
 struct Param<T> {

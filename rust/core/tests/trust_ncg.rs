@@ -3,57 +3,12 @@
 //! a length of several parallel chunks plus a tail that is no multiple of
 //! any lane width.
 
-use std::sync::Mutex;
-
 use lec7rs_core::optimize::{TrustNcg, TrustOptions, TrustRequest};
 use lec7rs_core::parallel::{self, CHUNK};
 use lec7rs_core::simd::{self, Level, Real};
 
 mod common;
-use common::Rng;
-
-/// Tests that change the SIMD level or thread count hold this lock.
-static GLOBALS: Mutex<()> = Mutex::new(());
-
-/// Holds [`GLOBALS`] and restores the level and thread count when dropped
-/// (a failed assertion included).
-struct Globals {
-    level: Level,
-    threads: usize,
-    _lock: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Globals {
-    fn take() -> Self {
-        let lock = GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
-        Globals {
-            level: simd::level(),
-            threads: parallel::num_threads(),
-            _lock: lock,
-        }
-    }
-}
-
-impl Drop for Globals {
-    fn drop(&mut self) {
-        simd::set_level(self.level).unwrap();
-        parallel::set_num_threads(self.threads).unwrap();
-    }
-}
-
-/// Extended Rosenbrock in f64 whatever `T`, its gradient rounded to `T`.
-fn rosen<T: Real>(x: &[T], g: &mut [T]) -> f64 {
-    let mut f = 0.0;
-    for i in (0..x.len()).step_by(2) {
-        let (a, b) = (x[i].to_f64(), x[i + 1].to_f64());
-        let t1 = b - a * a;
-        let t2 = 1.0 - a;
-        f += 100.0 * t1 * t1 + t2 * t2;
-        g[i] = T::from_f64(-400.0 * a * t1 - 2.0 * t2);
-        g[i + 1] = T::from_f64(200.0 * t1);
-    }
-    f
-}
+use common::{rosen, Globals, Rng};
 
 fn rosen_hessp<T: Real>(x: &[T], p: &[T], hp: &mut [T]) {
     for i in (0..x.len()).step_by(2) {
