@@ -86,35 +86,39 @@ impl<T: Real, const S: usize, B: Body<T, S>> Kernel<T> for Span<'_, B, S> {
     unsafe fn run<V: Lanes<T>>(self) -> Sums<S> {
         let len = self.end - self.start;
         let body_len = len - len % BLOCK;
-        let regs = BLOCK / V::N;
-        let zero = V::splat(T::ZERO);
-        let mut acc = [[zero; BLOCK]; S];
-        let mut mx = V::splat(T::from_f64(f64::NEG_INFINITY));
-        let mut i = self.start;
-        while i < self.start + body_len {
-            for r in 0..regs {
-                let (terms, m) = self.body.at::<V>(i + r * V::N);
-                for k in 0..S {
-                    acc[k][r] = acc[k][r].add(terms[k]);
-                }
-                if B::MAX {
-                    mx = mx.maximum(m);
-                }
-            }
-            i += BLOCK;
-        }
         let mut slots = [[T::ZERO; BLOCK]; S];
-        for k in 0..S {
-            for r in 0..regs {
-                acc[k][r].store(slots[k].as_mut_ptr().add(r * V::N));
-            }
-        }
-        let mut lanes = [T::ZERO; 16];
-        mx.store(lanes.as_mut_ptr());
         let mut max = f64::NEG_INFINITY;
-        if B::MAX {
-            for &l in &lanes[..V::N] {
-                max = nan_max(max, l.to_f64());
+        if body_len > 0 {
+            // (A range shorter than a block only has a tail: its vector
+            // accumulators would stay zero, so they are not even made.)
+            let regs = BLOCK / V::N;
+            let zero = V::splat(T::ZERO);
+            let mut acc = [[zero; BLOCK]; S];
+            let mut mx = V::splat(T::from_f64(f64::NEG_INFINITY));
+            let mut i = self.start;
+            while i < self.start + body_len {
+                for r in 0..regs {
+                    let (terms, m) = self.body.at::<V>(i + r * V::N);
+                    for k in 0..S {
+                        acc[k][r] = acc[k][r].add(terms[k]);
+                    }
+                    if B::MAX {
+                        mx = mx.maximum(m);
+                    }
+                }
+                i += BLOCK;
+            }
+            for k in 0..S {
+                for r in 0..regs {
+                    acc[k][r].store(slots[k].as_mut_ptr().add(r * V::N));
+                }
+            }
+            let mut lanes = [T::ZERO; 16];
+            mx.store(lanes.as_mut_ptr());
+            if B::MAX {
+                for &l in &lanes[..V::N] {
+                    max = nan_max(max, l.to_f64());
+                }
             }
         }
         for j in body_len..len {
@@ -388,17 +392,19 @@ impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
         let len = self.end - self.start;
         let body_len = len - len % BLOCK;
         let regs = BLOCK / V::N;
-        let mut acc = vec![V::splat(T::ZERO); regs * s];
-        let mut i = self.start;
-        while i < self.start + body_len {
-            let step = TILE.min(self.start + body_len - i);
-            self.body.add::<V>(i, step, &mut acc);
-            i += step;
-        }
         let mut slots = vec![T::ZERO; BLOCK * s];
-        for (r, a) in acc.iter().enumerate() {
-            let (k, reg) = (r / regs, r % regs);
-            a.store(slots.as_mut_ptr().add(k * BLOCK + reg * V::N));
+        if body_len > 0 {
+            let mut acc = vec![V::splat(T::ZERO); regs * s];
+            let mut i = self.start;
+            while i < self.start + body_len {
+                let step = TILE.min(self.start + body_len - i);
+                self.body.add::<V>(i, step, &mut acc);
+                i += step;
+            }
+            for (r, a) in acc.iter().enumerate() {
+                let (k, reg) = (r / regs, r % regs);
+                a.store(slots.as_mut_ptr().add(k * BLOCK + reg * V::N));
+            }
         }
         if body_len < len {
             self.body
