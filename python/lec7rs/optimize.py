@@ -355,12 +355,7 @@ def minimize(
     options = {
         "method": method_name,
         "line_search": line_search,
-        "m": _int("m", m, 1),
-        "gtol": _real("gtol", gtol),
-        "ftol": _real("ftol", ftol),
-        "max_iter": _int("max_iter", max_iter, 0),
-        "max_fun": _int("max_fun", max_fun, 1),
-        "max_ls": _int("max_ls", max_ls, 1),
+        **_counts_and_tolerances(m, gtol, ftol, max_iter, max_fun, max_ls),
     }
     x0 = _x0(x0)
     box = _bounds(bounds, x0)
@@ -599,14 +594,7 @@ def minimize_many(
         )
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
-    options = {
-        "m": _int("m", m, 1),
-        "gtol": _real("gtol", gtol),
-        "ftol": _real("ftol", ftol),
-        "max_iter": _int("max_iter", max_iter, 0),
-        "max_fun": _int("max_fun", max_fun, 1),
-        "max_ls": _int("max_ls", max_ls, 1),
-    }
+    options = _counts_and_tolerances(m, gtol, ftol, max_iter, max_fun, max_ls)
     x0 = _x0(x0)
     if x0.ndim != 2 or 0 in x0.shape:
         raise ValueError(
@@ -631,6 +619,20 @@ def _method(method: Any) -> str:
     raise ValueError(
         f"unknown method {method!r} (expected 'L-BFGS', 'BFGS', 'Newton' or 'trust-ncg')"
     )
+
+
+def _counts_and_tolerances(
+    m: Any, gtol: Any, ftol: Any, max_iter: Any, max_fun: Any, max_ls: Any
+) -> dict:
+    """The checked L-BFGS options shared by ``minimize`` and ``minimize_many``."""
+    return {
+        "m": _int("m", m, 1),
+        "gtol": _real("gtol", gtol),
+        "ftol": _real("ftol", ftol),
+        "max_iter": _int("max_iter", max_iter, 0),
+        "max_fun": _int("max_fun", max_fun, 1),
+        "max_ls": _int("max_ls", max_ls, 1),
+    }
 
 
 def _int(name: str, value: Any, low: int) -> int:
