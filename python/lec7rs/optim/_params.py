@@ -23,11 +23,21 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
-def _check_param(array: Any, label: str) -> None:
+#: The 16-bit float dtypes a first-order optimizer's params may have.
+HALF_DTYPES = ("float16", "bfloat16")
+
+
+def _check_param(array: Any, label: str, half: bool = False) -> None:
+    """A param: a C-contiguous, writeable float32 or float64 array (or, with
+    ``half``, float16 or ml_dtypes' bfloat16)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{label}: expected a NumPy array, got {type(array).__name__}")
-    if array.dtype not in (np.float32, np.float64) or not array.dtype.isnative:
-        raise TypeError(f"{label}: expected a float32 or float64 array, got dtype {array.dtype}")
+    ok = array.dtype in (np.float32, np.float64) and array.dtype.isnative
+    if half and array.dtype.name in HALF_DTYPES:
+        ok = True
+    if not ok:
+        kinds = "float32, float64, float16 or bfloat16" if half else "float32 or float64"
+        raise TypeError(f"{label}: expected a {kinds} array, got dtype {array.dtype}")
     if not array.flags.c_contiguous:
         raise ValueError(f"{label} must be C-contiguous to be updated in place")
     if not array.flags.writeable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..random import Generator
 from .optimizer import Optimizer, ParamsT
 
 
@@ -50,8 +51,14 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
         *,
         check_finite: bool = False,
+        master_weights: bool = False,
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        rng: Generator | None = None,
     ):
-        super().__init__(params, self._pick(locals()), check_finite=check_finite)
+        super().__init__(
+            params, self._pick(locals()), check_finite=check_finite, **self._precision(locals())
+        )
 
 
 class AdamW(Adam):
@@ -76,6 +83,12 @@ class AdamW(Adam):
         maximize: bool = False,
         *,
         check_finite: bool = False,
+        master_weights: bool = False,
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        rng: Generator | None = None,
     ):
         hyper = {**self._pick(locals()), "decoupled_weight_decay": True}
-        Optimizer.__init__(self, params, hyper, check_finite=check_finite)
+        Optimizer.__init__(
+            self, params, hyper, check_finite=check_finite, **self._precision(locals())
+        )

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..random import Generator
 from .optimizer import Optimizer, ParamsT
 
 
@@ -63,8 +64,14 @@ class Muon(Optimizer):
         adjust_lr_fn: str | None = None,
         *,
         check_finite: bool = False,
+        master_weights: bool = False,
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        rng: Generator | None = None,
     ):
-        super().__init__(params, self._pick(locals()), check_finite=check_finite)
+        super().__init__(
+            params, self._pick(locals()), check_finite=check_finite, **self._precision(locals())
+        )
 
     def _add_param_group(self, param_group: Mapping[str, Any]) -> None:
         raw = param_group.get("params") if isinstance(param_group, Mapping) else None

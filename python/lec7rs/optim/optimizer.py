@@ -12,7 +12,8 @@ import numpy as np
 from .. import _core
 from .._serial import attach_lock
 from .._text import brief
-from ._params import ParamsT, Spans, _as_groups, _check_param, _is_int
+from ..random import Generator
+from ._params import HALF_DTYPES, ParamsT, Spans, _as_groups, _check_param, _is_int
 
 __all__ = ["GradsT", "Optimizer", "ParamsT"]
 
@@ -24,6 +25,21 @@ _brief = partial(brief, limit=80)
 _step = _core.optimizer_step
 # Step counts stay below this (int64; the step that would pass it raises).
 _MAX_STEP = 2**62
+# The state dtypes (None: float32 for 16-bit params, the param's otherwise).
+_STATE_DTYPES = (None, "float32", "bfloat16", "int8")
+# 8-bit state: elements per absmax, and the smallest param that gets it.
+_BLOCK = 2048
+_MIN_INT8 = 4096
+_PRECISION_KEYS = ("master_weights", "state_dtype", "stochastic_rounding", "rng")
+
+
+def _bfloat16() -> Any:
+    """ml_dtypes' bfloat16, imported only when bfloat16 arrays appear."""
+    try:
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - ml_dtypes is in the test extra
+        raise TypeError("bfloat16 state needs the ml_dtypes package (pip install ml_dtypes)") from None
+    return ml_dtypes.bfloat16
 
 
 class Optimizer:
@@ -61,6 +77,22 @@ class Optimizer:
     of one optimizer are serialised (a lock): called from several threads,
     each sees the others whole, never torn.
 
+    Low precision: params may be float16 or ``ml_dtypes.bfloat16`` (grads
+    of the param's dtype or float32); the math is the rule's float32 step,
+    rounded to nearest even into the param (as ``astype``).
+    ``master_weights=True`` keeps a float32 copy of each 16-bit param in the
+    state (``"master"``), steps it and writes its rounded value into the
+    param. ``state_dtype`` stores the moments (the slots a rule marks as
+    such; others stay float32) as ``"float32"``, ``"bfloat16"`` or
+    ``"int8"`` (block-wise 8-bit, Dettmers et al. 2022: blocks of 2048
+    elements with a float32 absmax each, ``"<slot>_absmax"`` in the state;
+    params under 4096 elements keep float32 moments); the update uses this
+    step's float32 moments before they are rounded for storage.
+    ``stochastic_rounding=True, rng=Generator(...)`` rounds into 16-bit
+    params stochastically, each draw keyed by (the rng's key, the param's
+    step, the param's index, the element's index), so results do not depend
+    on the thread count; the rng's own stream is not advanced.
+
     The kernels run with the GIL released, except a step of at most 32768
     elements in all, which runs inline on the calling thread in a few
     microseconds and keeps the GIL (as NumPy does for small arrays:
@@ -83,6 +115,9 @@ class Optimizer:
     #: Whether any slice of a param can be stepped alone (element-wise
     #: rules; not LAMB, LARS, Adafactor, Muon): from the core.
     _sliceable: ClassVar[bool] = False
+    #: Per slot: "signed" / "unsigned" for a moment (stored in the state
+    #: dtype, with that 8-bit code), "" for a slot that stays float32.
+    _moments: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,14 +126,53 @@ class Optimizer:
             names, slots, sliceable = _core.optimizer_rule(rule)
             cls._sliceable = sliceable
             cls._hyper_keys = tuple(names)
-            cls._slots = tuple(name for name, _ in slots)
-            cls._kinds = tuple(kind for _, kind in slots)
+            cls._slots = tuple(name for name, _, _ in slots)
+            cls._kinds = tuple(kind for _, kind, _ in slots)
+            cls._moments = tuple(moment for _, _, moment in slots)
 
-    def __init__(self, params: ParamsT, defaults: dict, *, check_finite: bool = False):
+    @staticmethod
+    def _precision(values: Mapping[str, Any]) -> dict:
+        """The low-precision options among a constructor's ``locals()``."""
+        return {k: values[k] for k in _PRECISION_KEYS}
+
+    def __init__(
+        self,
+        params: ParamsT,
+        defaults: dict,
+        *,
+        check_finite: bool = False,
+        master_weights: bool = False,
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        rng: Generator | None = None,
+    ):
         attach_lock(self)
         self.defaults = dict(defaults)
         self._validate(self.defaults, "")
         self.check_finite = _flag("check_finite", check_finite)
+        self.master_weights = _flag("master_weights", master_weights)
+        self.stochastic_rounding = _flag("stochastic_rounding", stochastic_rounding)
+        if not (state_dtype is None or isinstance(state_dtype, str)) or (
+            state_dtype not in _STATE_DTYPES
+        ):
+            raise ValueError(
+                f"state_dtype: expected None, 'float32', 'bfloat16' or 'int8', "
+                f"got {_brief(state_dtype)}"
+            )
+        self.state_dtype = state_dtype
+        if rng is not None and not isinstance(rng, Generator):
+            raise TypeError(f"rng: expected a lec7rs.Generator, got {type(rng).__name__}")
+        if self.stochastic_rounding and rng is None:
+            raise ValueError("rng: stochastic_rounding=True needs rng=lec7rs.Generator(seed)")
+        if rng is not None and not self.stochastic_rounding:
+            raise ValueError("rng: given without stochastic_rounding=True (it would not be used)")
+        self.rng = rng
+        # Set from the first param's dtype (add_param_group).
+        self._half: str | None = None
+        self._low = False
+        self._raw: list[np.ndarray] = []
+        self._master: list | None = None
+        self._absmax: list[list] = [[] for _ in self._kinds]
         self.last_step_skipped = False
         self._skipped_steps = 0
         self.param_groups: list[dict] = []
@@ -165,9 +239,10 @@ class Optimizer:
         seen: set = set()
         for key, array in zip(keys, arrays):
             label = f"params[{key!r}]"
-            _check_param(array, label)
+            _check_param(array, label, half=self._rule is not None)
             if dtype is None:
                 dtype = array.dtype
+                self._set_precision(dtype)
             elif array.dtype != dtype:
                 raise TypeError(
                     f"{label}: dtype {array.dtype} differs from {dtype}, the dtype of the "
@@ -188,6 +263,12 @@ class Optimizer:
         g = len(self.param_groups)
         self.param_groups.append(group)
         self._params.extend(arrays)
+        # 16-bit params reach Rust as their uint16 bits (zero-copy views).
+        self._raw.extend(a.view(np.uint16) if self._half else a for a in arrays)
+        if self._master is not None:
+            self._master.extend([None] * len(arrays))
+        for lists in self._absmax:
+            lists.extend([None] * len(arrays))
         self._keys.extend(keys)
         self._key_set.update(keys)
         self._labels.extend(f"[{k!r}]" for k in keys)
@@ -198,6 +279,56 @@ class Optimizer:
             else:
                 self._state[k].extend([None] * len(arrays))
         self._steps = np.concatenate([self._steps, np.zeros(len(arrays), dtype=np.int64)])
+
+    def _set_precision(self, dtype: np.dtype) -> None:
+        """Decides the storage from the first param's dtype."""
+        self._half = dtype.name if dtype.name in HALF_DTYPES else None
+        if dtype == np.float64 and self.state_dtype is not None:
+            raise ValueError(
+                f"state_dtype={self.state_dtype!r} needs float32, float16 or bfloat16 params "
+                "(these are float64)"
+            )
+        if self.state_dtype == "bfloat16":
+            _bfloat16()
+        self._low = self._half is not None or self.state_dtype in ("bfloat16", "int8")
+        if self.master_weights and self._half is not None:
+            self._master = []
+
+    def _state_format(self) -> str:
+        return "float32" if self.state_dtype is None else self.state_dtype
+
+    def _storage(self, k: int, param: np.ndarray) -> Any:
+        """The dtype slot ``k`` of ``param`` is stored in ("int8" for 8-bit)."""
+        if not self._low:
+            return param.dtype
+        if self._kinds[k] != "param" or not self._moments[k]:
+            return np.dtype(np.float32)
+        fmt = self._state_format()
+        if fmt == "bfloat16":
+            return np.dtype(_bfloat16())
+        if fmt == "int8" and param.size >= _MIN_INT8:
+            return np.dtype(np.int8)
+        return np.dtype(np.float32)
+
+    def _low_grads(self, grads: list) -> list:
+        """The grads of 16-bit params as Rust takes them (their uint16 bits;
+        float32 grads as they are), each dtype checked."""
+        if self._half is None:
+            return grads
+        dtype = self._params[0].dtype
+        out = []
+        for i, g in enumerate(grads):
+            if g is None or (isinstance(g, np.ndarray) and g.dtype == np.float32):
+                out.append(g)
+            elif isinstance(g, np.ndarray) and g.dtype == dtype:
+                out.append(g.view(np.uint16))
+            else:
+                got = f"dtype {g.dtype}" if isinstance(g, np.ndarray) else type(g).__name__
+                raise TypeError(
+                    f"grads{self._labels[i]}: expected a {dtype} or float32 array "
+                    f"(the params are {dtype}), got {got}"
+                )
+        return out
 
     # -- stepping -----------------------------------------------------------------
 
@@ -228,18 +359,44 @@ class Optimizer:
         if type(grads) is not list or len(grads) != len(self._params):
             grads = self._align(grads)
         with self._lock:
-            stepped = _step(
-                self._rule,
-                self._params,
-                grads,
-                self._state,
-                self._steps,
-                self.param_groups,
-                self._group_of,
-                self._labels,
-                self.check_finite,
-                grad_scale,
-            )
+            if self._low:
+                sr = None
+                if self.rng is not None:
+                    key0, key1, _, _ = self.rng._stream.state()
+                    sr = (key0, key1)
+                low = (
+                    self._half or "float32",
+                    self._state_format(),
+                    self._master,
+                    self._absmax,
+                    sr,
+                )
+                stepped = _step(
+                    self._rule,
+                    self._raw,
+                    self._low_grads(grads),
+                    self._state,
+                    self._steps,
+                    self.param_groups,
+                    self._group_of,
+                    self._labels,
+                    self.check_finite,
+                    grad_scale,
+                    low,
+                )
+            else:
+                stepped = _step(
+                    self._rule,
+                    self._params,
+                    grads,
+                    self._state,
+                    self._steps,
+                    self.param_groups,
+                    self._group_of,
+                    self._labels,
+                    self.check_finite,
+                    grad_scale,
+                )
             if stepped:
                 self.last_step_skipped = False
             else:
@@ -250,13 +407,23 @@ class Optimizer:
 
     def _entry(self, i: int, copy: bool) -> dict:
         entry: dict = {}
+
+        def put(key: str, value: np.ndarray) -> None:
+            if value.dtype == np.uint16:  # bfloat16 state, held as its bits
+                value = value.view(_bfloat16())
+            entry[key] = value.copy() if copy else value
+
         for k, slot in enumerate(self._slots):
             value = self._state[k][i]
             if self._kinds[k] == "scalar":
                 if not math.isnan(value):
                     entry[slot] = float(value)
             elif value is not None:
-                entry[slot] = value.copy() if copy else value
+                put(slot, value)
+                if self._low and self._absmax[k][i] is not None:
+                    put(f"{slot}_absmax", self._absmax[k][i])
+        if self._master is not None and self._master[i] is not None:
+            put("master", self._master[i])
         return entry
 
     @property
@@ -370,6 +537,8 @@ class Optimizer:
             raise ValueError("state_dict 'state' must be a dict")
         n = len(self._params)
         state = [self._empty_slot(kind, n) for kind in self._kinds]
+        absmax: list[list] = [[None] * n for _ in self._kinds]
+        master = None if self._master is None else [None] * n
         steps = np.zeros(n, dtype=np.int64)
         for i, entry in saved_state.items():
             if not _is_int(i) or not 0 <= i < n:
@@ -379,7 +548,12 @@ class Optimizer:
             where = f"state_dict state[{i}]"
             if not isinstance(entry, Mapping):
                 raise ValueError(f"{where}: expected a dict")
-            unknown = set(entry) - {"step", *self._slots}
+            known = {"step", *self._slots}
+            if self._low:
+                known.update(f"{slot}_absmax" for slot in self._slots)
+            if master is not None:
+                known.add("master")
+            unknown = set(entry) - known
             if unknown:
                 raise ValueError(f"{where}: unknown state {_brief(sorted(map(str, unknown)))}")
             step = entry.get("step", 0)
@@ -405,12 +579,35 @@ class Optimizer:
                 if not isinstance(value, np.ndarray):
                     raise ValueError(f"{where}[{slot!r}]: expected an array")
                 shape = tuple(_core.slot_shape(self._kinds[k], list(param.shape)))
-                if value.shape != shape or value.dtype != param.dtype:
+                dtype = self._storage(k, param)
+                if value.shape != shape or value.dtype != dtype:
                     raise ValueError(
                         f"{where}[{slot!r}]: {value.dtype} array of shape {value.shape} does not "
-                        f"fit param {self._labels[i]} (needs {param.dtype}, shape {shape})"
+                        f"fit param {self._labels[i]} (needs {dtype}, shape {shape})"
                     )
-                state[k][i] = np.array(value, dtype=param.dtype, order="C", copy=True)
+                state[k][i] = np.array(value, dtype=dtype, order="C", copy=True)
+                if dtype.name == "bfloat16":
+                    state[k][i] = state[k][i].view(np.uint16)
+                if dtype == np.int8:
+                    blocks = (param.size + _BLOCK - 1) // _BLOCK
+                    a = entry.get(f"{slot}_absmax")
+                    if (
+                        not isinstance(a, np.ndarray)
+                        or a.dtype != np.float32
+                        or a.shape != (blocks,)
+                    ):
+                        raise ValueError(
+                            f"{where}[{slot + '_absmax'!r}]: expected a float32 array of shape "
+                            f"({blocks},) beside the int8 {slot!r}"
+                        )
+                    absmax[k][i] = np.array(a, dtype=np.float32, order="C", copy=True)
+            if master is not None and entry.get("master") is not None:
+                m = entry["master"]
+                if not isinstance(m, np.ndarray) or m.dtype != np.float32 or m.shape != param.shape:
+                    raise ValueError(
+                        f"{where}['master']: expected a float32 array of shape {param.shape}"
+                    )
+                master[i] = np.array(m, dtype=np.float32, order="C", copy=True)
         skipped = d.get("skipped_steps", 0)
         if not _is_int(skipped) or not 0 <= skipped <= _MAX_STEP:
             raise ValueError(
@@ -423,6 +620,8 @@ class Optimizer:
                     group.clear()
                     group.update(restored)
                 self._state = state
+                self._absmax = absmax
+                self._master = master
                 self._steps = steps
                 self._skipped_steps = int(skipped)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..random import Generator
 from .optimizer import Optimizer, ParamsT
 
 
@@ -33,5 +34,11 @@ class Rprop(Optimizer):
         maximize: bool = False,
         *,
         check_finite: bool = False,
+        master_weights: bool = False,
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        rng: Generator | None = None,
     ):
-        super().__init__(params, self._pick(locals()), check_finite=check_finite)
+        super().__init__(
+            params, self._pick(locals()), check_finite=check_finite, **self._precision(locals())
+        )

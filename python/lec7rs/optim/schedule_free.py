@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..random import Generator
 from .optimizer import GradsT, Optimizer, ParamsT, _flag
 
 __all__ = ["ScheduleFreeAdamW", "ScheduleFreeSGD"]
@@ -35,11 +36,14 @@ class _ScheduleFree(Optimizer):
     """What both schedule-free optimizers share: the per-group schedule,
     and ``train()`` / ``eval()`` moving the params between ``y`` and ``x``."""
 
-    def __init__(self, params: ParamsT, defaults: dict, *, check_finite: bool):
+    def __init__(self, params: ParamsT, defaults: dict, *, check_finite: bool, **precision: Any):
         # The params' train-mode values saved by eval(), restored by train().
         self._saved_y: dict[int, np.ndarray] = {}
         super().__init__(
-            params, {**defaults, **_SCHEDULE, "train_mode": True}, check_finite=check_finite
+            params,
+            {**defaults, **_SCHEDULE, "train_mode": True},
+            check_finite=check_finite,
+            **precision,
         )
 
     def _beta1(self, group: Mapping[str, Any]) -> float:
@@ -230,8 +234,14 @@ class ScheduleFreeAdamW(_ScheduleFree):
         weight_lr_power: float = 2.0,
         *,
         check_finite: bool = False,
+        master_weights: bool = False,
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        rng: Generator | None = None,
     ):
-        super().__init__(params, self._pick(locals()), check_finite=check_finite)
+        super().__init__(
+            params, self._pick(locals()), check_finite=check_finite, **self._precision(locals())
+        )
 
     def _beta1(self, group: Mapping[str, Any]) -> float:
         return float(group["betas"][0])
@@ -263,8 +273,14 @@ class ScheduleFreeSGD(_ScheduleFree):
         weight_lr_power: float = 2.0,
         *,
         check_finite: bool = False,
+        master_weights: bool = False,
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = False,
+        rng: Generator | None = None,
     ):
-        super().__init__(params, self._pick(locals()), check_finite=check_finite)
+        super().__init__(
+            params, self._pick(locals()), check_finite=check_finite, **self._precision(locals())
+        )
 
     def _beta1(self, group: Mapping[str, Any]) -> float:
         return float(group["momentum"])

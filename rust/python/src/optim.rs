@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::errors::value_error;
-use crate::step::{self, Call};
+use crate::step::{self, Call, Low, StateFormat};
+use lec7rs_core::optim::low::Half;
 
 /// Calls `$body` with `$R` bound to the rule named `$name`: the table of
 /// rules, one row each.
@@ -47,10 +48,20 @@ macro_rules! dispatch {
     };
 }
 
+/// `(param format, state format, master list or None, per-slot absmax
+/// lists, stochastic rounding key or None)`: see `step::Low`.
+type LowArg<'py> = (
+    String,
+    String,
+    Option<Bound<'py, PyList>>,
+    Bound<'py, PyList>,
+    Option<(u32, u32)>,
+);
+
 /// One step of rule `rule` over all param groups; see `step.rs`. Returns
 /// False when skipped (check_finite and a grad was not finite).
 #[pyfunction]
-#[pyo3(signature = (rule, params, grads, state, steps, groups, group_of, labels, check_finite, grad_scale=None))]
+#[pyo3(signature = (rule, params, grads, state, steps, groups, group_of, labels, check_finite, grad_scale=None, low=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn optimizer_step<'py>(
     py: Python<'py>,
@@ -64,7 +75,28 @@ pub fn optimizer_step<'py>(
     labels: &Bound<'py, PyList>,
     check_finite: bool,
     grad_scale: Option<f64>,
+    low: Option<LowArg<'py>>,
 ) -> PyResult<bool> {
+    let low = match &low {
+        None => None,
+        Some((param, state, master, absmax, sr)) => Some(Low {
+            half: match param.as_str() {
+                "float32" => None,
+                "bfloat16" => Some(Half::Bf16),
+                "float16" => Some(Half::F16),
+                other => return Err(value_error(format!("low: unknown param format {other:?}"))),
+            },
+            state: match state.as_str() {
+                "float32" => StateFormat::F32,
+                "bfloat16" => StateFormat::Bf16,
+                "int8" => StateFormat::Int8,
+                other => return Err(value_error(format!("low: unknown state format {other:?}"))),
+            },
+            master: master.as_ref(),
+            absmax,
+            sr: sr.map(|(a, b)| [a, b]),
+        }),
+    };
     let call = Call {
         params,
         grads,
@@ -75,6 +107,7 @@ pub fn optimizer_step<'py>(
         labels,
         check_finite,
         grad_scale,
+        low,
     };
     with_rule!(rule, R => step::step::<R>(py, call))
 }
@@ -85,16 +118,22 @@ pub fn optimizer_check(rule: &str, group: &Bound<'_, PyDict>) -> PyResult<()> {
     with_rule!(rule, R => step::check::<R>(group))
 }
 
-/// A rule's hyperparameter names, its `(slot name, slot kind)` pairs and
-/// whether it is [`Rule::SLICEABLE`].
-type RuleInfo = (Vec<&'static str>, Vec<(&'static str, &'static str)>, bool);
+/// A rule's hyperparameter names, its `(slot name, slot kind, moment)`
+/// triples (moment: "signed", "unsigned" or "") and whether it is
+/// [`Rule::SLICEABLE`].
+type RuleInfo = (
+    Vec<&'static str>,
+    Vec<(&'static str, &'static str, &'static str)>,
+    bool,
+);
 
-/// `(hyperparameter names, [(slot name, slot kind)], sliceable)` of a rule.
+/// `(hyperparameter names, [(slot name, slot kind, moment)], sliceable)`
+/// of a rule.
 #[pyfunction]
 pub fn optimizer_rule(rule: &str) -> PyResult<RuleInfo> {
     with_rule!(rule, R => Ok((
         <R as Rule>::Hyper::NAMES.to_vec(),
-        R::SLOTS.iter().map(|s| (s.name, s.kind.name())).collect(),
+        R::SLOTS.iter().map(|s| (s.name, s.kind.name(), s.moment.name())).collect(),
         R::SLICEABLE,
     )))
 }

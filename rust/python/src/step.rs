@@ -22,8 +22,9 @@
 //! 2 refuses aliasing, so a process forked while another thread was in a
 //! step inherits no stale borrow.
 
+use lec7rs_core::optim::low::{self, Half, LowTensor, Read, Store};
 use lec7rs_core::optim::{
-    self, all_finite, Field, Hyperparameters, Kind, Rule, Tensor, Value, MAX_SLOTS,
+    self, all_finite, Field, Hyperparameters, Kind, Moment, Rule, Tensor, Value, MAX_SLOTS,
 };
 use lec7rs_core::simd::Real;
 use numpy::{
@@ -34,7 +35,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::arrays::{
-    dtype_of, fmt_shape, is_writeable, same_shape, typed, zeros, Dtype, Label, Names, OfDtype,
+    describe, dtype_of, fmt_shape, is_writeable, same_shape, zeros, Dtype, Label, Names, OfDtype,
 };
 use crate::errors::{type_error, value_error, CoreResult};
 
@@ -190,24 +191,6 @@ fn private_array<'py, T: Element>(
     Ok(array)
 }
 
-/// A grad as the kernel reads it: the array itself when C-contiguous, else
-/// a C-order copy (allocated fallibly).
-enum Grad<'py, T: Element> {
-    View(Bound<'py, PyArrayDyn<T>>),
-    Copied(Vec<T>),
-}
-
-impl<T: Element + Copy> Grad<'_, T> {
-    fn as_slice(&self) -> &[T] {
-        match self {
-            // SAFETY: C-contiguous (checked), kept alive by the handle, and
-            // no array written in this call shares its memory (checked).
-            Grad::View(a) => unsafe { a.as_slice().unwrap_or(&[]) },
-            Grad::Copied(v) => v,
-        }
-    }
-}
-
 /// The memory span of an array, for the aliasing check.
 fn span(arr: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
     let shape = arr.shape();
@@ -239,6 +222,8 @@ enum Role {
     Param,
     Grad,
     Slot(usize),
+    Master,
+    Absmax(usize),
 }
 
 #[derive(Clone, Copy)]
@@ -264,6 +249,11 @@ fn label_of<R: Rule>(names: Names<'_, '_>, tensor: usize, role: Role) -> String 
             .of("params", tensor)
             .slot(R::SLOTS[k].name)
             .to_string(),
+        Role::Master => names.of("params", tensor).slot("master").to_string(),
+        Role::Absmax(k) => format!(
+            "{} (its absmax)",
+            names.of("params", tensor).slot(R::SLOTS[k].name)
+        ),
     }
 }
 
@@ -356,13 +346,86 @@ fn check_aliasing<R: Rule>(mut spans: Vec<Span>, names: Names<'_, '_>) -> PyResu
     Ok(())
 }
 
-/// A written array of the call's dtype: C-contiguous and writeable.
-fn written_array<'py, T: Element>(
+/// The element type of an array as the kernels see it: a 16-bit float
+/// comes as its bits (a `uint16` view made by Python), 8-bit state as int8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Elem {
+    F32,
+    F64,
+    U16,
+    I8,
+}
+
+impl Elem {
+    fn of(dtype: Dtype) -> Elem {
+        match dtype {
+            Dtype::F32 => Elem::F32,
+            Dtype::F64 => Elem::F64,
+        }
+    }
+
+    fn is(self, obj: &Bound<'_, PyAny>) -> bool {
+        match self {
+            Elem::F32 => obj.cast::<PyArrayDyn<f32>>().is_ok(),
+            Elem::F64 => obj.cast::<PyArrayDyn<f64>>().is_ok(),
+            Elem::U16 => obj.cast::<PyArrayDyn<u16>>().is_ok(),
+            Elem::I8 => obj.cast::<PyArrayDyn<i8>>().is_ok(),
+        }
+    }
+
+    fn zeros<'py>(self, py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyUntypedArray>> {
+        Ok(match self {
+            Elem::F32 => zeros::<f32>(py, shape)?.as_untyped().clone(),
+            Elem::F64 => zeros::<f64>(py, shape)?.as_untyped().clone(),
+            Elem::U16 => zeros::<u16>(py, shape)?.as_untyped().clone(),
+            Elem::I8 => zeros::<i8>(py, shape)?.as_untyped().clone(),
+        })
+    }
+}
+
+/// How an array of an element type is named in messages.
+struct Expected {
+    elem: Elem,
+    /// The 16-bit format of a `uint16` array.
+    half: &'static str,
+    /// This call's dtype, for the plain path's message.
+    dtype: Option<Dtype>,
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.dtype, self.elem) {
+            (Some(d), _) => OfDtype(d).fmt(f),
+            (None, Elem::U16) => write!(f, "a {} array (as its uint16 bits)", self.half),
+            (None, Elem::I8) => f.write_str("an int8 array"),
+            (None, Elem::F32) => f.write_str("a float32 array"),
+            (None, Elem::F64) => f.write_str("a float64 array"),
+        }
+    }
+}
+
+/// An array of element type `expected.elem`.
+fn array_of<'py>(
     obj: &Bound<'py, PyAny>,
     what: Label<'_, '_>,
-    dtype: Dtype,
-) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    let arr = typed::<T>(obj, what, &OfDtype(dtype))?;
+    expected: &Expected,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    match expected.elem.is(obj) {
+        true => Ok(obj.cast::<PyUntypedArray>()?.clone()),
+        false => Err(type_error(format!(
+            "{what}: expected {expected}, got {}",
+            describe(obj)
+        ))),
+    }
+}
+
+/// A written array: of the expected element type, C-contiguous, writeable.
+fn written_array<'py>(
+    obj: &Bound<'py, PyAny>,
+    what: Label<'_, '_>,
+    expected: &Expected,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let arr = array_of(obj, what, expected)?;
     if !arr.is_c_contiguous() {
         return Err(value_error(format!(
             "{what} must be C-contiguous to be updated in place"
@@ -374,16 +437,38 @@ fn written_array<'py, T: Element>(
     Ok(arr)
 }
 
+/// The data of an array as a slice of `X`.
+///
+/// # Safety
+/// The array is C-contiguous with elements of type `X`, outlives the slice,
+/// and no other slice of its memory is in use while this one is.
+#[allow(clippy::mut_from_ref)]
+unsafe fn slice_mut<'a, X>(arr: &'a Bound<'_, PyUntypedArray>) -> &'a mut [X] {
+    let n = PyUntypedArrayMethods::len(arr);
+    if n == 0 {
+        return &mut [];
+    }
+    let data = (*numpy::npyffi::_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data;
+    std::slice::from_raw_parts_mut(data.cast::<X>(), n)
+}
+
 /// The arrays of one active tensor, checked.
-struct Arrays<'py, T: Element> {
+struct Arrays<'py> {
     index: usize,
-    param: Bound<'py, PyArrayDyn<T>>,
+    param: Bound<'py, PyUntypedArray>,
     shape: Vec<usize>,
-    grad: Grad<'py, T>,
-    /// Existing or new state arrays (None: unused or scalar).
-    slots: [Option<Bound<'py, PyArrayDyn<T>>>; MAX_SLOTS],
+    /// C-contiguous: the grad itself, or NumPy's C-order copy of it.
+    grad: Bound<'py, PyUntypedArray>,
+    grad_elem: Elem,
+    /// Existing or new state arrays (None: unused or scalar), their element
+    /// types and, for 8-bit slots, their absmax arrays.
+    slots: [Option<Bound<'py, PyUntypedArray>>; MAX_SLOTS],
+    elems: [Elem; MAX_SLOTS],
+    absmax: [Option<Bound<'py, PyUntypedArray>>; MAX_SLOTS],
     fresh: [bool; MAX_SLOTS],
     scalars: [f64; MAX_SLOTS],
+    master: Option<Bound<'py, PyUntypedArray>>,
+    fresh_master: bool,
     hyper_group: usize,
 }
 
@@ -398,6 +483,52 @@ pub struct Call<'a, 'py> {
     pub labels: &'a Bound<'py, PyList>,
     pub check_finite: bool,
     pub grad_scale: Option<f64>,
+    /// Low-precision storage (None: every array has the params' dtype).
+    pub low: Option<Low<'a, 'py>>,
+}
+
+/// How state dtype `state_dtype` stores the moments.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum StateFormat {
+    F32,
+    Bf16,
+    Int8,
+}
+
+/// The storage of a low-precision step (`optimizer_step`'s `low`).
+pub struct Low<'a, 'py> {
+    /// The params' format: None for float32, else their 16-bit format (the
+    /// params and 16-bit grads come as uint16 views).
+    pub half: Option<Half>,
+    pub state: StateFormat,
+    /// One entry per param (None: not created yet), with master weights.
+    pub master: Option<&'a Bound<'py, PyList>>,
+    /// Per slot, one entry per param: the absmax of an 8-bit slot.
+    pub absmax: &'a Bound<'py, PyList>,
+    /// The key of stochastic rounding.
+    pub sr: Option<[u32; 2]>,
+}
+
+impl Low<'_, '_> {
+    fn half_name(&self) -> &'static str {
+        match self.half {
+            Some(Half::F16) => "float16",
+            _ => "bfloat16",
+        }
+    }
+
+    /// The element type of slot `slot` of a param of `n` elements.
+    fn slot_elem(&self, slot: &optim::Slot, n: usize) -> Elem {
+        if slot.kind != Kind::Param || slot.moment == Moment::No {
+            return Elem::F32;
+        }
+        match self.state {
+            StateFormat::F32 => Elem::F32,
+            StateFormat::Bf16 => Elem::U16,
+            StateFormat::Int8 if n >= low::MIN_INT8 => Elem::I8,
+            StateFormat::Int8 => Elem::F32,
+        }
+    }
 }
 
 /// One step of rule `R`; returns false when skipped (a grad not finite).
@@ -424,6 +555,17 @@ pub fn step<R: Rule>(py: Python<'_>, call: Call<'_, '_>) -> PyResult<bool> {
             call.state.len()
         )));
     }
+    if let Some(low) = &call.low {
+        let lists = [low.master, Some(low.absmax)];
+        if low.absmax.len() != R::SLOTS.len()
+            || lists.iter().flatten().any(|l| l.len() == 0 && n > 0)
+        {
+            return Err(value_error(format!(
+                "low: expected {} absmax lists and a master list",
+                R::SLOTS.len()
+            )));
+        }
+    }
     let group_of: Vec<usize> = call.group_of.extract()?;
     if let Some(&g) = group_of.iter().find(|&&g| g >= groups.len()) {
         return Err(value_error(format!(
@@ -449,12 +591,39 @@ pub fn step<R: Rule>(py: Python<'_>, call: Call<'_, '_>) -> PyResult<bool> {
         return Ok(true);
     };
     let names = Names::new(call.labels);
+    if call.low.is_some() {
+        return run::<R, f32>(py, &call, &groups, &group_of, &active, &steps, None);
+    }
     match dtype_of(&call.params.get_item(first)?, names.of("params", first))? {
-        Dtype::F32 => run::<R, f32>(py, &call, &groups, &group_of, &active, &steps, Dtype::F32),
-        Dtype::F64 => run::<R, f64>(py, &call, &groups, &group_of, &active, &steps, Dtype::F64),
+        Dtype::F32 => run::<R, f32>(
+            py,
+            &call,
+            &groups,
+            &group_of,
+            &active,
+            &steps,
+            Some(Dtype::F32),
+        ),
+        Dtype::F64 => run::<R, f64>(
+            py,
+            &call,
+            &groups,
+            &group_of,
+            &active,
+            &steps,
+            Some(Dtype::F64),
+        ),
     }
 }
 
+/// Reads item `i` of list `k` of a list of lists.
+fn item_of<'py>(lists: &Bound<'py, PyList>, k: usize, i: usize) -> PyResult<Bound<'py, PyAny>> {
+    lists.get_item(k)?.cast_into::<PyList>()?.get_item(i)
+}
+
+/// The step: `dtype` for the plain path (every array of that dtype, `T`),
+/// None for the low-precision one (`call.low`; `T` is f32).
+#[allow(clippy::too_many_arguments)]
 fn run<R: Rule, T: Real + Element>(
     py: Python<'_>,
     call: &Call<'_, '_>,
@@ -462,10 +631,18 @@ fn run<R: Rule, T: Real + Element>(
     group_of: &[usize],
     active: &[usize],
     steps: &Steps<'_>,
-    dtype: Dtype,
+    dtype: Option<Dtype>,
 ) -> PyResult<bool> {
     let names = Names::new(call.labels);
     let n = call.params.len();
+    let low = call.low.as_ref();
+    let half = low.map_or("", |l| l.half_name());
+    let expected = |elem: Elem| Expected { elem, half, dtype };
+    let param_elem = match (dtype, low) {
+        (Some(d), _) => Elem::of(d),
+        (None, Some(l)) if l.half.is_some() => Elem::U16,
+        _ => Elem::F32,
+    };
     // The state: per slot, the list of arrays or the scalars' array.
     let mut lists = Vec::with_capacity(R::SLOTS.len());
     let mut scalar_arrays = Vec::with_capacity(R::SLOTS.len());
@@ -491,53 +668,46 @@ fn run<R: Rule, T: Real + Element>(
     }
     let counts = steps.counts();
     let mut next = Vec::with_capacity(active.len());
-    let mut tensors: Vec<Arrays<'_, T>> = Vec::with_capacity(active.len());
+    let mut tensors: Vec<Arrays<'_>> = Vec::with_capacity(active.len());
     let mut spans = Vec::new();
+    let mut add_span = |arr: &Bound<'_, PyUntypedArray>, tensor: usize, role: Role| {
+        if let Some((start, end)) = span(arr) {
+            spans.push(Span {
+                start,
+                end,
+                tensor,
+                role,
+            });
+        }
+    };
     for &i in active {
         let g = group_of[i];
         let hyper = &groups[g].0;
         let p_name = names.of("params", i);
-        let param = written_array::<T>(&call.params.get_item(i)?, p_name, dtype)?;
+        let param = written_array(&call.params.get_item(i)?, p_name, &expected(param_elem))?;
         let shape = param.shape().to_vec();
+        let len: usize = shape.iter().product();
         let g_name = names.of("grads", i);
         let grad_obj = call.grads.get_item(i)?;
-        let grad_arr = typed::<T>(&grad_obj, g_name, &OfDtype(dtype))?;
+        // A 16-bit param's grad: its format or float32.
+        let grad_elem = match (param_elem, low) {
+            (Elem::U16, Some(_)) if Elem::F32.is(&grad_obj) => Elem::F32,
+            (e, _) => e,
+        };
+        let grad_arr = array_of(&grad_obj, g_name, &expected(grad_elem))?;
         // The shape first: a huge broadcast grad is refused before a copy.
         same_shape(&shape, p_name, grad_arr.shape(), g_name)?;
-        let untyped = param.as_untyped();
-        if let Some((start, end)) = span(untyped) {
-            spans.push(Span {
-                start,
-                end,
-                tensor: i,
-                role: Role::Param,
-            });
-        }
-        if let Some((start, end)) = span(grad_arr.as_untyped()) {
-            spans.push(Span {
-                start,
-                end,
-                tensor: i,
-                role: Role::Grad,
-            });
-        }
-        let grad = if grad_arr.is_c_contiguous() {
-            Grad::View(grad_arr)
-        } else {
-            let len = shape.iter().product();
-            let mut v = Vec::new();
-            v.try_reserve_exact(len).map_err(|_| {
-                pyo3::exceptions::PyMemoryError::new_err(format!(
-                    "{g_name}: cannot allocate a contiguous copy of {} elements",
-                    len
-                ))
-            })?;
-            // SAFETY: read while the GIL is held; no written array overlaps
-            // (checked below, before any write).
-            v.extend(unsafe { grad_arr.as_array() }.iter().copied());
-            Grad::Copied(v)
+        add_span(&param, i, Role::Param);
+        add_span(&grad_arr, i, Role::Grad);
+        let grad = match grad_arr.is_c_contiguous() {
+            true => grad_arr,
+            false => grad_arr
+                .call_method1(pyo3::intern!(py, "copy"), ("C",))?
+                .cast_into::<PyUntypedArray>()?,
         };
-        let mut slots: [Option<Bound<'_, PyArrayDyn<T>>>; MAX_SLOTS] = Default::default();
+        let mut slots: [Option<Bound<'_, PyUntypedArray>>; MAX_SLOTS] = Default::default();
+        let mut absmax: [Option<Bound<'_, PyUntypedArray>>; MAX_SLOTS] = Default::default();
+        let mut elems = [param_elem; MAX_SLOTS];
         let mut fresh = [false; MAX_SLOTS];
         let mut scalars = [0.0; MAX_SLOTS];
         for (k, slot) in R::SLOTS.iter().enumerate() {
@@ -554,6 +724,9 @@ fn run<R: Rule, T: Real + Element>(
                 scalars[k] = if fresh[k] { R::init(hyper, k) } else { v };
                 continue;
             }
+            if let Some(l) = low {
+                elems[k] = l.slot_elem(slot, len);
+            }
             let Some(list) = &lists[k] else { continue };
             let obj = list.get_item(i)?;
             if obj.is_none() {
@@ -561,7 +734,7 @@ fn run<R: Rule, T: Real + Element>(
                 continue;
             }
             let s_name = p_name.slot(slot.name);
-            let arr = written_array::<T>(&obj, s_name, dtype)?;
+            let arr = written_array(&obj, s_name, &expected(elems[k]))?;
             let want = slot.kind.shape(&shape).unwrap_or_default();
             if arr.shape() != want.as_slice() {
                 return Err(value_error(format!(
@@ -570,15 +743,43 @@ fn run<R: Rule, T: Real + Element>(
                     fmt_shape(&want)
                 )));
             }
-            if let Some((start, end)) = span(arr.as_untyped()) {
-                spans.push(Span {
-                    start,
-                    end,
-                    tensor: i,
-                    role: Role::Slot(k),
-                });
+            add_span(&arr, i, Role::Slot(k));
+            if elems[k] == Elem::I8 {
+                let a_obj = item_of(low.map_or(call.state, |l| l.absmax), k, i)?;
+                let a = written_array(&a_obj, s_name, &expected(Elem::F32))?;
+                if a.shape() != [len.div_ceil(low::BLOCK)] {
+                    return Err(value_error(format!(
+                        "{s_name}: its absmax has shape {}, expected ({},)",
+                        fmt_shape(a.shape()),
+                        len.div_ceil(low::BLOCK)
+                    )));
+                }
+                add_span(&a, i, Role::Absmax(k));
+                absmax[k] = Some(a);
             }
             slots[k] = Some(arr);
+        }
+        let (mut master, mut fresh_master) = (None, false);
+        if let Some(list) = low
+            .and_then(|l| l.master)
+            .filter(|_| param_elem == Elem::U16)
+        {
+            let obj = list.get_item(i)?;
+            if obj.is_none() {
+                fresh_master = true;
+            } else {
+                let m_name = p_name.slot("master");
+                let arr = written_array(&obj, m_name, &expected(Elem::F32))?;
+                if arr.shape() != shape.as_slice() {
+                    return Err(value_error(format!(
+                        "{m_name} has shape {} but {p_name} needs {}",
+                        fmt_shape(arr.shape()),
+                        fmt_shape(&shape)
+                    )));
+                }
+                add_span(&arr, i, Role::Master);
+                master = Some(arr);
+            }
         }
         let step = u64::try_from(counts[i])
             .ok()
@@ -596,9 +797,14 @@ fn run<R: Rule, T: Real + Element>(
             param,
             shape,
             grad,
+            grad_elem,
             slots,
+            elems,
+            absmax,
             fresh,
             scalars,
+            master,
+            fresh_master,
             hyper_group: g,
         });
     }
@@ -613,52 +819,107 @@ fn run<R: Rule, T: Real + Element>(
         .sum();
     let inline = total <= lec7rs_core::parallel::INLINE_MAX;
     let _writing = claim::<R>(&written, names, !inline)?;
-    // Every check passed: create the missing state.
+    // Every check passed: create the missing state (the low-precision
+    // step fills new state itself).
     for t in &mut tensors {
         let hyper = &groups[t.hyper_group].0;
         for (k, slot) in R::SLOTS.iter().enumerate() {
             if t.fresh[k] && slot.kind != Kind::Scalar {
                 let shape = slot.kind.shape(&t.shape).unwrap_or_default();
-                let arr = zeros::<T>(py, &shape)?;
+                let arr = t.elems[k].zeros(py, &shape)?;
                 let init = R::init(hyper, k);
-                if init != 0.0 {
-                    let v = T::from_f64(init);
-                    // SAFETY: a new array, owned here.
-                    unsafe { arr.as_slice_mut().unwrap_or_default() }.fill(v);
+                if init != 0.0 && low.is_none() {
+                    // SAFETY: a new array of `T`, owned here.
+                    unsafe { slice_mut::<T>(&arr) }.fill(T::from_f64(init));
+                }
+                if t.elems[k] == Elem::I8 {
+                    let blocks = shape.iter().product::<usize>().div_ceil(low::BLOCK);
+                    t.absmax[k] = Some(Elem::F32.zeros(py, &[blocks])?);
                 }
                 t.slots[k] = Some(arr);
             }
         }
+        if t.fresh_master {
+            t.master = Some(Elem::F32.zeros(py, &t.shape)?);
+        }
     }
-    let grad_scale = call.grad_scale.map(T::from_f64);
-    let views: Vec<Tensor<'_, T, R::Hyper>> = tensors
-        .iter_mut()
-        .zip(&next)
-        .map(|(t, &step)| Tensor {
-            // SAFETY: C-contiguous and writeable (checked), alive for the
-            // call, and no other array of the call shares their memory.
-            param: unsafe { t.param.as_slice_mut().unwrap_or_default() },
-            grad: t.grad.as_slice(),
-            shape: &t.shape,
-            slots: std::array::from_fn(|k| match &t.slots[k] {
-                Some(a) => unsafe { a.as_slice_mut().unwrap_or_default() },
-                None => Default::default(),
-            }),
-            scalars: t.scalars,
-            fresh: t.fresh,
-            step,
-            hyper: groups[t.hyper_group].0,
-            grad_scale,
-        })
-        .collect();
     let check_finite = call.check_finite;
-    let (stepped, views) = if inline {
-        compute::<R, T>(check_finite, views)
-    } else {
-        py.detach(move || compute::<R, T>(check_finite, views))
+    let (stepped, new_scalars) = match low {
+        None => {
+            let grad_scale = call.grad_scale.map(T::from_f64);
+            // SAFETY (slices): C-contiguous and of `T` (checked), alive for
+            // the call, and no other array of the call shares their memory.
+            let views: Vec<Tensor<'_, T, R::Hyper>> = tensors
+                .iter()
+                .zip(&next)
+                .map(|(t, &step)| Tensor {
+                    param: unsafe { slice_mut::<T>(&t.param) },
+                    grad: unsafe { slice_mut::<T>(&t.grad) },
+                    shape: &t.shape,
+                    slots: std::array::from_fn(|k| match &t.slots[k] {
+                        Some(a) => unsafe { slice_mut::<T>(a) },
+                        None => Default::default(),
+                    }),
+                    scalars: t.scalars,
+                    fresh: t.fresh,
+                    step,
+                    hyper: groups[t.hyper_group].0,
+                    grad_scale,
+                })
+                .collect();
+            let (stepped, views) = match inline {
+                true => compute::<R, T>(check_finite, views),
+                false => py.detach(move || compute::<R, T>(check_finite, views)),
+            };
+            (stepped, views.iter().map(|t| t.scalars).collect::<Vec<_>>())
+        }
+        Some(l) => {
+            let format = l.half.unwrap_or(Half::Bf16);
+            let views: Vec<LowTensor<'_, R::Hyper>> = tensors
+                .iter()
+                .zip(&next)
+                .map(|(t, &step)| unsafe {
+                    // SAFETY: as above, with each array's element type.
+                    let slot = |k: usize| match (&t.slots[k], t.elems[k], &t.absmax[k]) {
+                        (Some(a), Elem::U16, _) => Store::Half(Half::Bf16, slice_mut(a)),
+                        (Some(a), Elem::I8, Some(m)) => Store::Int8 {
+                            q: slice_mut(a),
+                            absmax: slice_mut(m),
+                            signed: R::SLOTS[k].moment == Moment::Signed,
+                        },
+                        (Some(a), _, _) => Store::F32(slice_mut(a)),
+                        (None, _, _) => Store::default(),
+                    };
+                    LowTensor {
+                        param: match l.half {
+                            Some(f) => Store::Half(f, slice_mut(&t.param)),
+                            None => Store::F32(slice_mut(&t.param)),
+                        },
+                        master: t.master.as_ref().map_or(&mut [][..], |m| slice_mut(m)),
+                        fresh_master: t.fresh_master,
+                        grad: match t.grad_elem {
+                            Elem::U16 => Read::Half(format, slice_mut(&t.grad)),
+                            _ => Read::F32(slice_mut(&t.grad)),
+                        },
+                        shape: &t.shape,
+                        slots: std::array::from_fn(slot),
+                        scalars: t.scalars,
+                        fresh: t.fresh,
+                        step,
+                        hyper: groups[t.hyper_group].0,
+                        grad_scale: call.grad_scale.map(|c| c as f32),
+                        index: t.index as u32,
+                    }
+                })
+                .collect();
+            let sr = l.sr;
+            let (stepped, views) = match inline {
+                true => compute_low::<R>(check_finite, views, sr),
+                false => py.detach(move || compute_low::<R>(check_finite, views, sr)),
+            };
+            (stepped, views.iter().map(|t| t.scalars).collect::<Vec<_>>())
+        }
     };
-    let new_scalars: Vec<[f64; MAX_SLOTS]> = views.iter().map(|t| t.scalars).collect();
-    drop(views);
     if !stepped.context("")? {
         return Ok(false);
     }
@@ -675,12 +936,42 @@ fn run<R: Rule, T: Real + Element>(
             } else if let (Some(list), Some(arr)) = (&lists[k], t.slots[k].take()) {
                 if t.fresh[k] {
                     list.set_item(i, arr)?;
+                    if let (Some(l), Some(a)) = (low, t.absmax[k].take()) {
+                        l.absmax
+                            .get_item(k)?
+                            .cast_into::<PyList>()?
+                            .set_item(i, a)?;
+                    }
                 }
             }
+        }
+        if let (Some(list), Some(m), true) =
+            (low.and_then(|l| l.master), t.master.take(), t.fresh_master)
+        {
+            list.set_item(i, m)?;
         }
         counts[i] = step as i64;
     }
     Ok(true)
+}
+
+/// [`compute`] for the low-precision step.
+#[allow(clippy::type_complexity)]
+fn compute_low<'a, R: Rule>(
+    check_finite: bool,
+    mut views: Vec<LowTensor<'a, R::Hyper>>,
+    sr: Option<[u32; 2]>,
+) -> (lec7rs_core::Result<bool>, Vec<LowTensor<'a, R::Hyper>>) {
+    if check_finite {
+        let grads: Vec<&Read<'_>> = views.iter().map(|t| &t.grad).collect();
+        match low::all_finite(&grads) {
+            Ok(true) => {}
+            Ok(false) => return (Ok(false), views),
+            Err(e) => return (Err(e), views),
+        }
+    }
+    let r = low::step::<R>(&mut views, sr).map(|()| true);
+    (r, views)
 }
 
 /// The finite check (optional) and the step, on whichever thread runs it;

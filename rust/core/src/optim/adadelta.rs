@@ -43,7 +43,10 @@ impl Rule for Adadelta {
     type Hyper = AdadeltaHyper;
     const NAME: &'static str = "adadelta";
     const SLICEABLE: bool = true;
-    const SLOTS: &'static [Slot] = &[Slot::param("square_avg"), Slot::param("acc_delta")];
+    const SLOTS: &'static [Slot] = &[
+        Slot::param("square_avg").unsigned(),
+        Slot::param("acc_delta").unsigned(),
+    ];
 
     fn validate(h: &AdadeltaHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;
@@ -54,6 +57,13 @@ impl Rule for Adadelta {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, AdadeltaHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -85,7 +85,7 @@ impl Rule for Adafactor {
     const SLOTS: &'static [Slot] = &[
         Slot::rows("row_var"),
         Slot::cols("col_var"),
-        Slot::param("variance"),
+        Slot::param("variance").unsigned(),
     ];
 
     fn validate(h: &AdafactorHyper) -> Result<()> {

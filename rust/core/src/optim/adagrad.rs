@@ -43,7 +43,7 @@ impl Rule for Adagrad {
     type Hyper = AdagradHyper;
     const NAME: &'static str = "adagrad";
     const SLICEABLE: bool = true;
-    const SLOTS: &'static [Slot] = &[Slot::param("sum")];
+    const SLOTS: &'static [Slot] = &[Slot::param("sum").unsigned()];
 
     fn validate(h: &AdagradHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;
@@ -59,6 +59,13 @@ impl Rule for Adagrad {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, AdagradHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -125,9 +125,9 @@ impl Rule for Adam {
     const NAME: &'static str = "adam";
     const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[
-        Slot::param("exp_avg"),
-        Slot::param("exp_avg_sq"),
-        Slot::param("max_exp_avg_sq"),
+        Slot::param("exp_avg").signed(),
+        Slot::param("exp_avg_sq").unsigned(),
+        Slot::param("max_exp_avg_sq").unsigned(),
     ];
 
     fn validate(h: &AdamHyper) -> Result<()> {
@@ -143,6 +143,13 @@ impl Rule for Adam {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, AdamHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -43,7 +43,10 @@ impl Rule for Adamax {
     type Hyper = AdamaxHyper;
     const NAME: &'static str = "adamax";
     const SLICEABLE: bool = true;
-    const SLOTS: &'static [Slot] = &[Slot::param("exp_avg"), Slot::param("exp_inf")];
+    const SLOTS: &'static [Slot] = &[
+        Slot::param("exp_avg").signed(),
+        Slot::param("exp_inf").unsigned(),
+    ];
 
     fn validate(h: &AdamaxHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;
@@ -54,6 +57,13 @@ impl Rule for Adamax {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, AdamaxHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -67,6 +67,13 @@ impl Rule for Asgd {
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, AsgdHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
     }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
+    }
 }
 
 impl Elementwise for Asgd {

@@ -80,7 +80,10 @@ impl Rule for Lamb {
     type Hyper = LambHyper;
     const NAME: &'static str = "lamb";
     const SLICEABLE: bool = false;
-    const SLOTS: &'static [Slot] = &[Slot::param("exp_avg"), Slot::param("exp_avg_sq")];
+    const SLOTS: &'static [Slot] = &[
+        Slot::param("exp_avg").signed(),
+        Slot::param("exp_avg_sq").unsigned(),
+    ];
 
     fn validate(h: &LambHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;

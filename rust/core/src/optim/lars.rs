@@ -66,7 +66,7 @@ impl Rule for Lars {
     type Hyper = LarsHyper;
     const NAME: &'static str = "lars";
     const SLICEABLE: bool = false;
-    const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer")];
+    const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer").signed()];
 
     fn validate(h: &LarsHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;

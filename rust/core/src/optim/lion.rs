@@ -43,7 +43,7 @@ impl Rule for Lion {
     type Hyper = LionHyper;
     const NAME: &'static str = "lion";
     const SLICEABLE: bool = true;
-    const SLOTS: &'static [Slot] = &[Slot::param("exp_avg")];
+    const SLOTS: &'static [Slot] = &[Slot::param("exp_avg").signed()];
 
     fn validate(h: &LionHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;
@@ -53,6 +53,13 @@ impl Rule for Lion {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, LionHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod lamb;
 pub mod lars;
 pub mod lion;
 pub mod lookahead;
+pub mod low;
 pub mod muon;
 pub mod nadam;
 pub mod radam;
@@ -49,8 +50,8 @@ pub use radam::{Radam, RadamHyper};
 pub use rmsprop::{Rmsprop, RmspropHyper};
 pub use rprop::{Rprop, RpropHyper};
 pub use rule::{
-    run_elementwise, step, Elementwise, Field, Hyperparameters, Kind, Rule, Slot, Tensor, Value,
-    MAX_SLOTS,
+    run_elementwise, step, Elementwise, Field, Hyperparameters, Kind, Moment, Rule, Slot, Tensor,
+    Value, MAX_SLOTS,
 };
 pub use schedule_free::{
     ScheduleFreeAdamw, ScheduleFreeAdamwHyper, ScheduleFreeSgd, ScheduleFreeSgdHyper,

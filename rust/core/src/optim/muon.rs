@@ -88,7 +88,7 @@ impl Rule for Muon {
     type Hyper = MuonHyper;
     const NAME: &'static str = "muon";
     const SLICEABLE: bool = false;
-    const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer")];
+    const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer").signed()];
 
     fn validate(h: &MuonHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;

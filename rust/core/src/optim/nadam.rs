@@ -54,8 +54,8 @@ impl Rule for Nadam {
     const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[
         Slot::scalar("mu_product"),
-        Slot::param("exp_avg"),
-        Slot::param("exp_avg_sq"),
+        Slot::param("exp_avg").signed(),
+        Slot::param("exp_avg_sq").unsigned(),
     ];
 
     fn validate(h: &NadamHyper) -> Result<()> {
@@ -76,6 +76,13 @@ impl Rule for Nadam {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, NadamHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -52,7 +52,10 @@ impl Rule for Radam {
     type Hyper = RadamHyper;
     const NAME: &'static str = "radam";
     const SLICEABLE: bool = true;
-    const SLOTS: &'static [Slot] = &[Slot::param("exp_avg"), Slot::param("exp_avg_sq")];
+    const SLOTS: &'static [Slot] = &[
+        Slot::param("exp_avg").signed(),
+        Slot::param("exp_avg_sq").unsigned(),
+    ];
 
     fn validate(h: &RadamHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;
@@ -63,6 +66,13 @@ impl Rule for Radam {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, RadamHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

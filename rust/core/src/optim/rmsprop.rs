@@ -54,9 +54,9 @@ impl Rule for Rmsprop {
     const NAME: &'static str = "rmsprop";
     const SLICEABLE: bool = true;
     const SLOTS: &'static [Slot] = &[
-        Slot::param("square_avg"),
-        Slot::param("momentum_buffer"),
-        Slot::param("grad_avg"),
+        Slot::param("square_avg").unsigned(),
+        Slot::param("momentum_buffer").signed(),
+        Slot::param("grad_avg").signed(),
     ];
 
     fn validate(h: &RmspropHyper) -> Result<()> {
@@ -77,6 +77,13 @@ impl Rule for Rmsprop {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, RmspropHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -42,7 +42,10 @@ impl Rule for Rprop {
     type Hyper = RpropHyper;
     const NAME: &'static str = "rprop";
     const SLICEABLE: bool = true;
-    const SLOTS: &'static [Slot] = &[Slot::param("prev"), Slot::param("step_size")];
+    const SLOTS: &'static [Slot] = &[
+        Slot::param("prev").signed(),
+        Slot::param("step_size").unsigned(),
+    ];
 
     fn validate(h: &RpropHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;
@@ -85,6 +88,13 @@ impl Rule for Rprop {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, RpropHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -19,6 +19,7 @@
 
 use std::marker::PhantomData;
 
+use super::low::{self, LowTensor};
 use super::{Ptrs, Work};
 use crate::error::{Error, Result};
 use crate::optimize::reduce::{pass_many, prefetch, Body, AHEAD_BYTES};
@@ -67,36 +68,68 @@ impl Kind {
     }
 }
 
-/// A state slot: its state-dict key and where it lives.
+/// Whether a slot is a moment that a low-precision state dtype stores in
+/// bfloat16 or 8 bits (`low.rs`), and with which 8-bit code: the signed
+/// one (first moments, momentum) or the unsigned one (second moments).
+/// Other slots (a param-like average, factored statistics) stay float32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moment {
+    No,
+    Signed,
+    Unsigned,
+}
+
+impl Moment {
+    pub fn name(self) -> &'static str {
+        match self {
+            Moment::No => "",
+            Moment::Signed => "signed",
+            Moment::Unsigned => "unsigned",
+        }
+    }
+}
+
+/// A state slot: its state-dict key, where it lives and whether it is a
+/// moment.
 #[derive(Clone, Copy, Debug)]
 pub struct Slot {
     pub name: &'static str,
     pub kind: Kind,
+    pub moment: Moment,
 }
 
 impl Slot {
-    pub const fn param(name: &'static str) -> Slot {
+    const fn new(name: &'static str, kind: Kind) -> Slot {
         Slot {
             name,
-            kind: Kind::Param,
+            kind,
+            moment: Moment::No,
         }
+    }
+    pub const fn param(name: &'static str) -> Slot {
+        Slot::new(name, Kind::Param)
     }
     pub const fn scalar(name: &'static str) -> Slot {
-        Slot {
-            name,
-            kind: Kind::Scalar,
-        }
+        Slot::new(name, Kind::Scalar)
     }
     pub const fn rows(name: &'static str) -> Slot {
-        Slot {
-            name,
-            kind: Kind::Rows,
-        }
+        Slot::new(name, Kind::Rows)
     }
     pub const fn cols(name: &'static str) -> Slot {
+        Slot::new(name, Kind::Cols)
+    }
+    /// A first moment (any sign).
+    pub const fn signed(self) -> Slot {
         Slot {
-            name,
-            kind: Kind::Cols,
+            moment: Moment::Signed,
+            ..self
+        }
+    }
+    /// A second moment (never negative).
+    pub const fn unsigned(self) -> Slot {
+        Slot {
+            moment: Moment::Unsigned,
+            ..self
         }
     }
 }
@@ -318,6 +351,17 @@ pub trait Rule: 'static {
 
     /// The step over every tensor; called by [`step`] after every check.
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, Self::Hyper>]) -> Result<()>;
+
+    /// The step with low-precision storage, called by [`low::step`] after
+    /// every check: by default each tensor is staged whole in float32
+    /// around [`Rule::step`]; element-wise rules convert tile by tile
+    /// ([`low::tiled`]).
+    fn step_low(tensors: &mut [LowTensor<'_, Self::Hyper>], sr: Option<[u32; 2]>) -> Result<()>
+    where
+        Self: Sized,
+    {
+        low::staged::<Self>(tensors, sr)
+    }
 }
 
 /// The number of elements of slot `kind` for a param of `shape`.
@@ -412,10 +456,20 @@ pub trait Elementwise: Rule {
 }
 
 /// The constants of one tensor of an element-wise step.
-struct ElemConsts<R: Elementwise, T: Real> {
+pub(crate) struct ElemConsts<R: Elementwise, T: Real> {
     c: R::Consts<T>,
     scale: Option<T>,
     rule: PhantomData<fn() -> R>,
+}
+
+impl<R: Elementwise, T: Real> ElemConsts<R, T> {
+    pub(crate) fn new(c: R::Consts<T>, scale: Option<T>) -> Self {
+        ElemConsts {
+            c,
+            scale,
+            rule: PhantomData,
+        }
+    }
 }
 
 impl<R: Elementwise, T: Real> Clone for ElemConsts<R, T> {
@@ -427,7 +481,7 @@ impl<R: Elementwise, T: Real> Clone for ElemConsts<R, T> {
 impl<R: Elementwise, T: Real> Copy for ElemConsts<R, T> {}
 
 /// Streams: the param, then every slot | the grad.
-const STREAMS: usize = 1 + MAX_SLOTS;
+pub(crate) const STREAMS: usize = 1 + MAX_SLOTS;
 
 /// The grad at `g + i`, scaled, and the param and slot pointers at `i`
 /// (`wrapping_add`: an unused slot is a dangling empty-slice pointer).

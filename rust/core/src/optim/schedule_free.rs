@@ -169,7 +169,7 @@ impl Rule for ScheduleFreeAdamw {
     type Hyper = ScheduleFreeAdamwHyper;
     const NAME: &'static str = "schedule_free_adamw";
     const SLICEABLE: bool = true;
-    const SLOTS: &'static [Slot] = &[Slot::param("z"), Slot::param("exp_avg_sq")];
+    const SLOTS: &'static [Slot] = &[Slot::param("z"), Slot::param("exp_avg_sq").unsigned()];
 
     fn validate(h: &ScheduleFreeAdamwHyper) -> Result<()> {
         check_betas(h.betas)?;
@@ -181,6 +181,13 @@ impl Rule for ScheduleFreeAdamw {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, ScheduleFreeAdamwHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 
@@ -236,6 +243,13 @@ impl Rule for ScheduleFreeSgd {
 
     fn step<T: Real>(tensors: &mut [Tensor<'_, T, ScheduleFreeSgdHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -53,7 +53,7 @@ impl Rule for Sgd {
     type Hyper = SgdHyper;
     const NAME: &'static str = "sgd";
     const SLICEABLE: bool = true;
-    const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer")];
+    const SLOTS: &'static [Slot] = &[Slot::param("momentum_buffer").signed()];
 
     fn validate(h: &SgdHyper) -> Result<()> {
         check_non_negative("lr", h.lr)?;
@@ -76,6 +76,13 @@ impl Rule for Sgd {
 
     fn step<T: Real>(tensors: &mut [super::Tensor<'_, T, SgdHyper>]) -> Result<()> {
         super::run_elementwise::<Self, T>(tensors)
+    }
+
+    fn step_low(
+        tensors: &mut [super::low::LowTensor<'_, Self::Hyper>],
+        sr: Option<[u32; 2]>,
+    ) -> Result<()> {
+        super::low::tiled::<Self>(tensors, sr)
     }
 }
 

@@ -1,0 +1,884 @@
+//! Low-precision storage around the float32 rules: bfloat16 / float16
+//! params, float32 master weights, bfloat16 or block-wise 8-bit state
+//! (Dettmers et al. 2022) and stochastic rounding.
+//!
+//! The math is always a rule's own float32 step: each stream is converted
+//! to float32 on the way in (exactly: bfloat16 is a shift, float16 a
+//! rescaled integer, an 8-bit state `code[q] * absmax`) and rounded on the
+//! way out (to nearest even as NumPy's `astype`, or stochastically for the
+//! param), so every SIMD level and thread count gives the same bits, and
+//! the update uses the float32 moments of this step before they are
+//! rounded for storage.
+//!
+//! An element-wise rule ([`tiled`]) converts tiles of [`BLOCK`] elements
+//! into float32 buffers on the stack, runs its kernel over them and writes
+//! them back: the memory traffic is that of the stored formats. Other
+//! rules ([`staged`]: LAMB and LARS, whose norms need the whole tensor,
+//! Adafactor, Muon) are staged whole in float32 around their step.
+
+use std::marker::PhantomData;
+
+use super::rule::{ElemConsts, Elementwise, Kind, Moment, Rule, Tensor, MAX_SLOTS, STREAMS};
+use super::{check_len, check_step, Ptrs};
+use crate::error::{Error, Result};
+use crate::parallel::{self, split_mut, split_ref, Split};
+use crate::random::philox;
+use crate::simd::{self, drive, Kernel, Lanes};
+
+/// Elements per absmax of an 8-bit state; also the tile of [`tiled`].
+pub const BLOCK: usize = 2048;
+
+/// Params with fewer elements keep float32 state under `state_dtype="int8"`.
+pub const MIN_INT8: usize = 4096;
+
+/// The top counter word of stochastic rounding's draws ("SRND").
+const SR_DOMAIN: u32 = 0x5352_4E44;
+
+/// A 16-bit float format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Half {
+    Bf16,
+    F16,
+}
+
+/// A written stream in its stored format.
+pub enum Store<'a> {
+    F32(&'a mut [f32]),
+    Half(Half, &'a mut [u16]),
+    /// Block-wise 8-bit: code indices (as bytes) and one absmax per block.
+    Int8 {
+        q: &'a mut [i8],
+        absmax: &'a mut [f32],
+        signed: bool,
+    },
+}
+
+impl Default for Store<'_> {
+    fn default() -> Self {
+        Store::F32(&mut [])
+    }
+}
+
+impl Store<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Store::F32(s) => s.len(),
+            Store::Half(_, s) => s.len(),
+            Store::Int8 { q, .. } => q.len(),
+        }
+    }
+}
+
+/// A read stream (the grad) in its stored format.
+pub enum Read<'a> {
+    F32(&'a [f32]),
+    Half(Half, &'a [u16]),
+}
+
+impl Read<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Read::F32(s) => s.len(),
+            Read::Half(_, s) => s.len(),
+        }
+    }
+}
+
+/// One param's view for a low-precision step (as [`Tensor`], with stored
+/// formats).
+pub struct LowTensor<'a, H> {
+    /// float32 or a 16-bit format.
+    pub param: Store<'a>,
+    /// The float32 master copy (empty: none); stepped in place, the param
+    /// gets its rounded value.
+    pub master: &'a mut [f32],
+    /// Whether the master copy is new: it starts as the param's value.
+    pub fresh_master: bool,
+    pub grad: Read<'a>,
+    pub shape: &'a [usize],
+    /// Slots in the rule's order; a new slot's contents are ignored (it
+    /// starts at [`Rule::init`]).
+    pub slots: [Store<'a>; MAX_SLOTS],
+    pub scalars: [f64; MAX_SLOTS],
+    pub fresh: [bool; MAX_SLOTS],
+    pub step: u64,
+    pub hyper: H,
+    pub grad_scale: Option<f32>,
+    /// The param's index in its optimizer (a stochastic rounding key).
+    pub index: u32,
+}
+
+/// The formats a slot may be stored in for a state dtype: `Some(signed)`
+/// where the slot is a moment stored in 8 bits.
+pub fn quantized(moment: Moment) -> Option<bool> {
+    match moment {
+        Moment::Signed => Some(true),
+        Moment::Unsigned => Some(false),
+        Moment::No => None,
+    }
+}
+
+/// Checks every length, then runs rule `R`'s step with stored formats;
+/// `sr`: the key of stochastic rounding into 16-bit params. An error means
+/// nothing was written.
+pub fn step<R: Rule>(tensors: &mut [LowTensor<'_, R::Hyper>], sr: Option<[u32; 2]>) -> Result<()> {
+    for (i, t) in tensors.iter().enumerate() {
+        R::validate(&t.hyper)?;
+        check_step(i, t.step)?;
+        let n = t.param.len();
+        if t.shape.iter().product::<usize>() != n {
+            return Err(Error::Shape(format!(
+                "tensor {i}: shape {:?} does not have {n} elements",
+                t.shape
+            )));
+        }
+        if matches!(t.param, Store::Int8 { .. }) {
+            return Err(Error::Shape(format!("tensor {i}: a param cannot be 8-bit")));
+        }
+        if !t.master.is_empty() || t.fresh_master {
+            check_len(i, "master", n, t.master.len())?;
+        }
+        check_len(i, "grad", n, t.grad.len())?;
+        for (k, slot) in R::SLOTS.iter().enumerate() {
+            if slot.kind == Kind::Scalar || !R::uses(&t.hyper, k, t.shape.len()) {
+                continue;
+            }
+            let want = slot.kind.shape(t.shape).map_or(0, |s| s.iter().product());
+            check_len(i, slot.name, want, t.slots[k].len())?;
+            if let Store::Int8 { absmax, .. } = &t.slots[k] {
+                if slot.kind != Kind::Param {
+                    return Err(Error::Shape(format!(
+                        "tensor {i}: {} cannot be 8-bit",
+                        slot.name
+                    )));
+                }
+                check_len(i, "absmax", want.div_ceil(BLOCK), absmax.len())?;
+            }
+        }
+    }
+    R::step_low(tensors, sr)
+}
+
+// ---------------------------------------------------------------------------
+// Conversions (bit-exact, the same at every level)
+// ---------------------------------------------------------------------------
+
+#[inline(always)]
+pub fn bf16_to_f32(h: u16) -> f32 {
+    f32::from_bits(u32::from(h) << 16)
+}
+
+/// Round to nearest even; NaN becomes the quiet NaN of its sign (as
+/// `ml_dtypes`).
+#[inline(always)]
+pub fn f32_to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) as u16 & 0x8000) | 0x7FC0;
+    }
+    let round = 0x7FFF + ((b >> 16) & 1);
+    (b.wrapping_add(round) >> 16) as u16
+}
+
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let exp = u32::from(h >> 10) & 0x1F;
+    let man = u32::from(h & 0x3FF);
+    let bits = match exp {
+        0 => {
+            // Zero or subnormal: man * 2^-24, exact in f32.
+            let mag = man as f32 * f32::from_bits(0x3380_0000);
+            return f32::from_bits(mag.to_bits() | sign);
+        }
+        0x1F => sign | 0x7F80_0000 | (man << 13),
+        _ => sign | ((exp + 112) << 23) | (man << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Round to nearest even, as NumPy's `astype(float16)`.
+#[inline(always)]
+pub fn f32_to_f16(x: f32) -> u16 {
+    let f = x.to_bits();
+    let sign = ((f >> 16) & 0x8000) as u16;
+    let f_exp = f & 0x7F80_0000;
+    let f_sig = f & 0x007F_FFFF;
+    if f_exp >= 0x4780_0000 {
+        if f_exp == 0x7F80_0000 && f_sig != 0 {
+            let nan = 0x7C00u16 + (f_sig >> 13) as u16;
+            return sign | if nan == 0x7C00 { 0x7C01 } else { nan };
+        }
+        return sign | 0x7C00;
+    }
+    if f_exp <= 0x3800_0000 {
+        if f_exp < 0x3300_0000 {
+            return sign;
+        }
+        // NumPy's npy_floatbits_to_halfbits: the subnormal significand,
+        // rounded half to even (the `f & 0x7FF` bits may be shifted out).
+        let mut sig = (0x0080_0000 + f_sig) >> (113 - (f_exp >> 23));
+        if (sig & 0x3FFF) != 0x1000 || (f & 0x7FF) != 0 {
+            sig += 0x1000;
+        }
+        return sign | (sig >> 13) as u16;
+    }
+    let h_exp = ((f_exp - 0x3800_0000) >> 13) as u16;
+    let mut sig = f_sig;
+    if (sig & 0x3FFF) != 0x1000 {
+        sig += 0x1000;
+    }
+    sign | h_exp.wrapping_add((sig >> 13) as u16)
+}
+
+#[inline(always)]
+fn to_f32(format: Half, h: u16) -> f32 {
+    match format {
+        Half::Bf16 => bf16_to_f32(h),
+        Half::F16 => f16_to_f32(h),
+    }
+}
+
+#[inline(always)]
+fn from_f32(format: Half, x: f32) -> u16 {
+    match format {
+        Half::Bf16 => f32_to_bf16(x),
+        Half::F16 => f32_to_f16(x),
+    }
+}
+
+/// `x` rounded toward zero to the format, and the next value away from zero.
+#[inline(always)]
+fn neighbours(format: Half, x: f32) -> (u16, u16) {
+    let near = from_f32(format, x);
+    let back = to_f32(format, near);
+    // Rounding to nearest went away from zero: step back one (same sign).
+    let lo = if back.abs() > x.abs() { near - 1 } else { near };
+    (lo, lo + 1)
+}
+
+/// Stochastic rounding of `x` with the random word `word`: up (away from
+/// zero) with probability equal to the distance from the value toward
+/// zero, in units of the spacing. NaN, inf, exact values and values whose
+/// upper neighbour is infinite round to nearest even.
+#[inline(always)]
+pub fn round_stochastic(format: Half, x: f32, word: u32) -> u16 {
+    if !x.is_finite() {
+        return from_f32(format, x);
+    }
+    let (lo, hi) = neighbours(format, x);
+    let (lo_v, hi_v) = (to_f32(format, lo), to_f32(format, hi));
+    if lo_v == x || !hi_v.is_finite() {
+        return from_f32(format, x);
+    }
+    let a = f64::from(x).abs() - f64::from(lo_v).abs();
+    let w = f64::from(hi_v).abs() - f64::from(lo_v).abs();
+    let frac = a / w;
+    if f64::from(word) < frac * 4_294_967_296.0 {
+        hi
+    } else {
+        lo
+    }
+}
+
+/// The stochastic rounding word of element `e` of param `index` at `step`.
+#[inline(always)]
+fn sr_block(key: [u32; 2], step: u64, index: u32, e: u64) -> [u32; 4] {
+    let ctr = [
+        (e >> 2) as u32,
+        index,
+        step as u32,
+        SR_DOMAIN ^ (step >> 32) as u32,
+    ];
+    philox::block(ctr, key)
+}
+
+/// A key of stochastic rounding for one tensor.
+#[derive(Clone, Copy)]
+struct Sr {
+    key: [u32; 2],
+    step: u64,
+    index: u32,
+}
+
+/// Rounds `src` (elements `at ..` of the tensor) into `dst`.
+#[inline(always)]
+fn round_into(format: Half, src: &[f32], dst: &mut [u16], sr: Option<Sr>, at: usize) {
+    match sr {
+        None => {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = from_f32(format, x);
+            }
+        }
+        Some(sr) => {
+            let mut words = [0u32; 4];
+            for (j, (d, &x)) in dst.iter_mut().zip(src).enumerate() {
+                let e = (at + j) as u64;
+                if j == 0 || e & 3 == 0 {
+                    words = sr_block(sr.key, sr.step, sr.index, e);
+                }
+                *d = round_stochastic(format, x, words[(e & 3) as usize]);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn widen(format: Half, src: &[u16], dst: &mut [f32]) {
+    for (d, &h) in dst.iter_mut().zip(src) {
+        *d = to_f32(format, h);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The 8-bit dynamic code
+// ---------------------------------------------------------------------------
+
+/// bitsandbytes' `create_dynamic_map(signed, 7, 8)`: computed in f64,
+/// rounded to f32 once, sorted (256 values).
+pub fn dynamic_code(signed: bool) -> [f32; 256] {
+    let mut data: Vec<f32> = Vec::with_capacity(256);
+    for i in 0..7 {
+        let items = if signed {
+            (1 << i) + 1
+        } else {
+            (1 << (i + 1)) + 1
+        };
+        let scale = 10f64.powi(i - 6);
+        let b = |k: usize| 0.1 + k as f64 * (1.0 - 0.1) / (items - 1) as f64;
+        for k in 0..items - 1 {
+            let mean = (b(k) + b(k + 1)) / 2.0;
+            data.push((scale * mean) as f32);
+            if signed {
+                data.push((-scale * mean) as f32);
+            }
+        }
+    }
+    data.push(0.0);
+    data.push(1.0);
+    data.sort_by(f32::total_cmp);
+    let mut out = [0.0; 256];
+    out.copy_from_slice(&data);
+    out
+}
+
+/// A code and the midpoints between its neighbours (f64, exact; the last
+/// one +inf, so a search over 256 entries never leaves the table).
+struct Code {
+    values: [f32; 256],
+    mid: [f64; 256],
+}
+
+impl Code {
+    fn new(signed: bool) -> Code {
+        let values = dynamic_code(signed);
+        let mut mid = [f64::INFINITY; 256];
+        for k in 0..255 {
+            mid[k] = (f64::from(values[k]) + f64::from(values[k + 1])) / 2.0;
+        }
+        Code { values, mid }
+    }
+
+    fn get(signed: bool) -> &'static Code {
+        static CODES: std::sync::OnceLock<[Code; 2]> = std::sync::OnceLock::new();
+        &CODES.get_or_init(|| [Code::new(false), Code::new(true)])[usize::from(signed)]
+    }
+
+    /// The number of midpoints below `v`: the nearest value, ties low.
+    #[inline(always)]
+    fn index(&self, v: f32) -> u8 {
+        let v = f64::from(v);
+        let mut lo = 0usize;
+        let mut step = 128;
+        while step > 0 {
+            if self.mid[lo + step - 1] < v {
+                lo += step;
+            }
+            step >>= 1;
+        }
+        lo as u8
+    }
+}
+
+/// Dequantizes one block.
+#[inline(always)]
+fn dequantize(code: &Code, q: &[i8], absmax: f32, dst: &mut [f32]) {
+    for (d, &b) in dst.iter_mut().zip(q) {
+        *d = code.values[usize::from(b as u8)] * absmax;
+    }
+}
+
+/// Quantizes one block: its absmax, then the nearest code of `x / absmax`.
+#[inline(always)]
+fn quantize(code: &Code, src: &[f32], q: &mut [i8], absmax: &mut f32) {
+    let m = src.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+    *absmax = m;
+    for (b, &x) in q.iter_mut().zip(src) {
+        let v = if m == 0.0 { 0.0 } else { x / m };
+        *b = code.index(v) as i8;
+    }
+}
+
+/// Loads elements `at .. at + dst.len()` of a slot into float32.
+#[inline(always)]
+fn load(store: &Store<'_>, at: usize, dst: &mut [f32]) {
+    let n = dst.len();
+    match store {
+        Store::F32(s) => dst.copy_from_slice(&s[at..at + n]),
+        Store::Half(f, s) => widen(*f, &s[at..at + n], dst),
+        Store::Int8 { q, absmax, signed } => {
+            let code = Code::get(*signed);
+            for (b, start) in (at..at + n).step_by(BLOCK).enumerate() {
+                let end = (start + BLOCK).min(at + n);
+                let o = start - at;
+                dequantize(
+                    code,
+                    &q[start..end],
+                    absmax[at / BLOCK + b],
+                    &mut dst[o..o + end - start],
+                );
+            }
+        }
+    }
+}
+
+/// Stores float32 `src` into elements `at ..` of a slot (to nearest even,
+/// or quantized by blocks; `at` is a multiple of [`BLOCK`]).
+#[inline(always)]
+fn store(store: &mut Store<'_>, at: usize, src: &[f32]) {
+    let n = src.len();
+    match store {
+        Store::F32(s) => s[at..at + n].copy_from_slice(src),
+        Store::Half(f, s) => round_into(*f, src, &mut s[at..at + n], None, at),
+        Store::Int8 { q, absmax, signed } => {
+            let code = Code::get(*signed);
+            for (b, start) in (at..at + n).step_by(BLOCK).enumerate() {
+                let end = (start + BLOCK).min(at + n);
+                let o = start - at;
+                quantize(
+                    code,
+                    &src[o..o + end - start],
+                    &mut q[start..end],
+                    &mut absmax[at / BLOCK + b],
+                );
+            }
+        }
+    }
+}
+
+/// Writes the float32 param values `src` into a 16-bit param.
+#[inline(always)]
+fn store_param(param: &mut Store<'_>, at: usize, src: &[f32], sr: Option<Sr>) {
+    match param {
+        Store::Half(f, s) => round_into(*f, src, &mut s[at..at + src.len()], sr, at),
+        other => store(other, at, src),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Element-wise rules: tiles on the stack
+// ---------------------------------------------------------------------------
+
+/// A slice of one tensor's streams, cut at multiples of [`BLOCK`].
+struct Tile<'a, R: Elementwise> {
+    param: Store<'a>,
+    master: &'a mut [f32],
+    fresh_master: bool,
+    grad: Read<'a>,
+    slots: [Store<'a>; MAX_SLOTS],
+    /// Fresh slots start at this value (None: the slot is loaded).
+    init: [Option<f32>; MAX_SLOTS],
+    c: ElemConsts<R, f32>,
+    sr: Option<Sr>,
+    /// The index of this slice's first element in the tensor.
+    at: usize,
+    len: usize,
+    rule: PhantomData<fn() -> R>,
+}
+
+fn split_store<'a>(s: Store<'a>, mid: usize) -> (Store<'a>, Store<'a>) {
+    match s {
+        Store::F32([]) => (Store::F32(&mut []), Store::F32(&mut [])),
+        Store::F32(s) => {
+            let (a, b) = split_mut(s, mid);
+            (Store::F32(a), Store::F32(b))
+        }
+        Store::Half(f, s) => {
+            let (a, b) = split_mut(s, mid);
+            (Store::Half(f, a), Store::Half(f, b))
+        }
+        Store::Int8 { q, absmax, signed } => {
+            let (qa, qb) = split_mut(q, mid);
+            let (aa, ab) = split_mut(absmax, mid / BLOCK);
+            (
+                Store::Int8 {
+                    q: qa,
+                    absmax: aa,
+                    signed,
+                },
+                Store::Int8 {
+                    q: qb,
+                    absmax: ab,
+                    signed,
+                },
+            )
+        }
+    }
+}
+
+impl<R: Elementwise> Split for Tile<'_, R> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        debug_assert_eq!(mid % BLOCK, 0);
+        let (pa, pb) = split_store(self.param, mid);
+        let (ma, mb) = match self.master.is_empty() {
+            true => (&mut [][..], &mut [][..]),
+            false => split_mut(self.master, mid),
+        };
+        let (ga, gb) = match self.grad {
+            Read::F32(s) => {
+                let (a, b) = split_ref(s, mid);
+                (Read::F32(a), Read::F32(b))
+            }
+            Read::Half(f, s) => {
+                let (a, b) = split_ref(s, mid);
+                (Read::Half(f, a), Read::Half(f, b))
+            }
+        };
+        let mut sa: [Store<'_>; MAX_SLOTS] = Default::default();
+        let mut sb: [Store<'_>; MAX_SLOTS] = Default::default();
+        for (k, s) in self.slots.into_iter().enumerate() {
+            (sa[k], sb[k]) = split_store(s, mid);
+        }
+        let head = Tile {
+            param: pa,
+            master: ma,
+            fresh_master: self.fresh_master,
+            grad: ga,
+            slots: sa,
+            init: self.init,
+            c: self.c,
+            sr: self.sr,
+            at: self.at,
+            len: mid,
+            rule: PhantomData,
+        };
+        let tail = Tile {
+            param: pb,
+            master: mb,
+            fresh_master: self.fresh_master,
+            grad: gb,
+            slots: sb,
+            init: self.init,
+            c: self.c,
+            sr: self.sr,
+            at: self.at + mid,
+            len: self.len - mid,
+            rule: PhantomData,
+        };
+        (head, tail)
+    }
+}
+
+/// A tile's float32 buffers.
+struct Buffers {
+    p: [f32; BLOCK],
+    g: [f32; BLOCK],
+    s: [[f32; BLOCK]; MAX_SLOTS],
+}
+
+impl<R: Elementwise> Kernel<f32> for Tile<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: Lanes<f32>>(mut self) {
+        let mut buf = Buffers {
+            p: [0.0; BLOCK],
+            g: [0.0; BLOCK],
+            s: [[0.0; BLOCK]; MAX_SLOTS],
+        };
+        let mut start = 0;
+        while start < self.len {
+            let n = BLOCK.min(self.len - start);
+            self.tile::<V>(start, n, &mut buf);
+            start += n;
+        }
+    }
+}
+
+impl<R: Elementwise> Tile<'_, R> {
+    /// Elements `start .. start + n` of this slice (one block at most).
+    #[inline(always)]
+    unsafe fn tile<V: Lanes<f32>>(&mut self, start: usize, n: usize, buf: &mut Buffers) {
+        let at = self.at + start;
+        // The param: the master copy in place, a float32 param in place,
+        // or a 16-bit param widened.
+        let p: *mut f32 = if !self.master.is_empty() {
+            let m = &mut self.master[start..start + n];
+            if self.fresh_master {
+                load(&self.param, start, m);
+            }
+            m.as_mut_ptr()
+        } else if let Store::F32(s) = &mut self.param {
+            s[start..].as_mut_ptr()
+        } else {
+            load(&self.param, start, &mut buf.p[..n]);
+            buf.p.as_mut_ptr()
+        };
+        let g: *const f32 = match &self.grad {
+            Read::F32(s) => s[start..].as_ptr(),
+            Read::Half(f, s) => {
+                widen(*f, &s[start..start + n], &mut buf.g[..n]);
+                buf.g.as_ptr()
+            }
+        };
+        let mut w = [p; STREAMS];
+        for k in 0..MAX_SLOTS {
+            w[1 + k] = match (&mut self.slots[k], self.init[k]) {
+                (Store::F32(s), None) => s.as_mut_ptr().wrapping_add(start),
+                (Store::F32(s), Some(v)) => {
+                    s[start..start + n].fill(v);
+                    s.as_mut_ptr().wrapping_add(start)
+                }
+                (other, init) => {
+                    let b = &mut buf.s[k][..n];
+                    match init {
+                        Some(v) => b.fill(v),
+                        None => load(other, start, b),
+                    }
+                    b.as_mut_ptr()
+                }
+            };
+        }
+        let mut ptrs: Ptrs<f32, ElemConsts<R, f32>, STREAMS, 1> = Ptrs {
+            w,
+            r: [g],
+            c: self.c,
+        };
+        drive::<f32, V, _>(n, &mut ptrs);
+        for k in 0..MAX_SLOTS {
+            if !matches!(self.slots[k], Store::F32(_)) {
+                store(&mut self.slots[k], start, &buf.s[k][..n]);
+            }
+        }
+        let sr = self.sr;
+        if !self.master.is_empty() {
+            let m = &self.master[start..start + n];
+            store_param_at(&mut self.param, start, at, m, sr);
+        } else if !matches!(self.param, Store::F32(_)) {
+            store_param_at(&mut self.param, start, at, &buf.p[..n], sr);
+        }
+    }
+}
+
+/// Writes param values at `start` of this slice (element `at` of the
+/// tensor: the stochastic rounding key).
+#[inline(always)]
+fn store_param_at(param: &mut Store<'_>, start: usize, at: usize, src: &[f32], sr: Option<Sr>) {
+    match param {
+        Store::Half(f, s) => round_into(*f, src, &mut s[start..start + src.len()], sr, at),
+        other => store(other, start, src),
+    }
+}
+
+/// The initial value of each new slot (None: loaded from the store).
+fn inits<R: Rule>(h: &R::Hyper, fresh: &[bool; MAX_SLOTS]) -> [Option<f32>; MAX_SLOTS] {
+    std::array::from_fn(|k| {
+        let used = k < R::SLOTS.len() && R::SLOTS[k].kind != Kind::Scalar;
+        (used && fresh[k]).then(|| R::init(h, k) as f32)
+    })
+}
+
+fn sr_of(sr: Option<[u32; 2]>, t: &LowTensor<'_, impl Sized>) -> Option<Sr> {
+    sr.filter(|_| matches!(t.param, Store::Half(..)))
+        .map(|key| Sr {
+            key,
+            step: t.step,
+            index: t.index,
+        })
+}
+
+/// [`Rule::step_low`] of an element-wise rule: one parallel job over
+/// fixed chunks (multiples of [`BLOCK`]) of every tensor, each converted
+/// tile by tile around the rule's float32 kernel.
+pub fn tiled<R: Elementwise>(
+    tensors: &mut [LowTensor<'_, R::Hyper>],
+    sr: Option<[u32; 2]>,
+) -> Result<()> {
+    const _: () = assert!(parallel::CHUNK.is_multiple_of(BLOCK));
+    let work: Vec<Tile<'_, R>> = tensors
+        .iter_mut()
+        .map(|t| {
+            let c = R::consts::<f32>(&t.hyper, t.step, &t.fresh, &mut t.scalars);
+            let sr = sr_of(sr, t);
+            let ndim = t.shape.len();
+            let hyper = t.hyper;
+            let mut slots: [Store<'_>; MAX_SLOTS] = Default::default();
+            for (k, s) in slots.iter_mut().enumerate() {
+                let used = k < R::SLOTS.len()
+                    && R::SLOTS[k].kind != Kind::Scalar
+                    && R::uses(&hyper, k, ndim);
+                if used {
+                    *s = std::mem::take(&mut t.slots[k]);
+                }
+            }
+            Tile {
+                len: t.param.len(),
+                param: std::mem::take(&mut t.param),
+                master: std::mem::take(&mut t.master),
+                fresh_master: t.fresh_master,
+                grad: std::mem::replace(&mut t.grad, Read::F32(&[])),
+                slots,
+                init: inits::<R>(&hyper, &t.fresh),
+                c: ElemConsts::new(c, t.grad_scale),
+                sr,
+                at: 0,
+                rule: PhantomData,
+            }
+        })
+        .collect();
+    parallel::for_each_chunk(work, simd::dispatch)
+}
+
+// ---------------------------------------------------------------------------
+// Other rules: whole tensors staged in float32
+// ---------------------------------------------------------------------------
+
+fn staging(n: usize) -> Result<Vec<f32>> {
+    let mut v = crate::alloc::with_capacity(n, "a float32 copy of a low-precision tensor")?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// A tensor's float32 copies: param, grad, slots (empty where a stream is
+/// float32 already).
+type Copies = (Vec<f32>, Vec<f32>, Vec<Vec<f32>>);
+
+/// [`Rule::step_low`] of any rule: each tensor's streams copied whole into
+/// float32 (where they are not float32 already), the rule's float32 step,
+/// and the results stored back.
+pub fn staged<R: Rule>(
+    tensors: &mut [LowTensor<'_, R::Hyper>],
+    sr: Option<[u32; 2]>,
+) -> Result<()> {
+    // Every copy is allocated before anything is written.
+    let mut copies: Vec<Copies> = Vec::with_capacity(tensors.len());
+    for t in tensors.iter() {
+        let n = t.param.len();
+        let p = match (&t.param, t.master.is_empty()) {
+            (Store::F32(_), _) | (_, false) => Vec::new(),
+            _ => staging(n)?,
+        };
+        let g = match t.grad {
+            Read::F32(_) => Vec::new(),
+            Read::Half(..) => staging(n)?,
+        };
+        let mut s = Vec::with_capacity(MAX_SLOTS);
+        for slot in &t.slots {
+            s.push(match slot {
+                Store::F32(_) => Vec::new(),
+                other => staging(other.len())?,
+            });
+        }
+        copies.push((p, g, s));
+    }
+    for (t, (p, g, s)) in tensors.iter_mut().zip(copies.iter_mut()) {
+        if t.fresh_master {
+            load(&t.param, 0, t.master);
+        }
+        if !p.is_empty() {
+            load(&t.param, 0, p);
+        }
+        if let Read::Half(f, src) = t.grad {
+            widen(f, src, g);
+        }
+        let init = inits::<R>(&t.hyper, &t.fresh);
+        for k in 0..MAX_SLOTS {
+            match (&mut t.slots[k], init[k]) {
+                (Store::F32(d), Some(v)) => d.fill(v),
+                (Store::F32(_), None) => {}
+                (_, Some(v)) => s[k].fill(v),
+                (other, None) => load(other, 0, &mut s[k]),
+            }
+        }
+    }
+    let mut views: Vec<Tensor<'_, f32, R::Hyper>> = Vec::with_capacity(tensors.len());
+    for (t, (p, g, s)) in tensors.iter_mut().zip(copies.iter_mut()) {
+        let LowTensor {
+            param,
+            master,
+            grad,
+            slots,
+            ..
+        } = t;
+        let param: &mut [f32] = if !master.is_empty() {
+            master
+        } else if let Store::F32(d) = param {
+            d
+        } else {
+            p
+        };
+        let grad: &[f32] = match grad {
+            Read::F32(src) => src,
+            Read::Half(..) => g,
+        };
+        let mut pairs = slots.iter_mut().zip(s.iter_mut());
+        let slots: [&mut [f32]; MAX_SLOTS] = std::array::from_fn(|_| match pairs.next() {
+            Some((Store::F32(d), _)) => &mut d[..],
+            Some((_, copy)) => &mut copy[..],
+            None => &mut [][..],
+        });
+        views.push(Tensor {
+            param,
+            grad,
+            shape: t.shape,
+            slots,
+            scalars: t.scalars,
+            fresh: t.fresh,
+            step: t.step,
+            hyper: t.hyper,
+            grad_scale: t.grad_scale,
+        });
+    }
+    super::rule::step::<R, f32>(&mut views)?;
+    let scalars: Vec<[f64; MAX_SLOTS]> = views.iter().map(|v| v.scalars).collect();
+    drop(views);
+    for ((t, (p, _, s)), sc) in tensors.iter_mut().zip(copies.iter()).zip(scalars) {
+        t.scalars = sc;
+        for (slot, copy) in t.slots.iter_mut().zip(s) {
+            if !matches!(slot, Store::F32(_)) {
+                store(slot, 0, copy);
+            }
+        }
+        let sr = sr_of(sr, t);
+        if !t.master.is_empty() {
+            store_param(&mut t.param, 0, t.master, sr);
+        } else if !p.is_empty() {
+            store_param(&mut t.param, 0, p, sr);
+        }
+    }
+    Ok(())
+}
+
+/// Whether every grad is finite (no NaN, no inf), in any stored format.
+pub fn all_finite(grads: &[&Read<'_>]) -> Result<bool> {
+    let f32s: Vec<&[f32]> = grads
+        .iter()
+        .filter_map(|g| match g {
+            Read::F32(s) => Some(*s),
+            Read::Half(..) => None,
+        })
+        .collect();
+    if !super::all_finite(&f32s)? {
+        return Ok(false);
+    }
+    // A 16-bit value is finite unless its exponent bits are all ones.
+    Ok(grads.iter().all(|g| match g {
+        Read::F32(_) => true,
+        Read::Half(Half::Bf16, s) => s.iter().all(|&h| h & 0x7F80 != 0x7F80),
+        Read::Half(Half::F16, s) => s.iter().all(|&h| h & 0x7C00 != 0x7C00),
+    }))
+}
