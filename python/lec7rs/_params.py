@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .optim._params import _as_groups, _check_param, _first_overlap
+from .optim._params import HALF_DTYPES, _as_groups, _check_param, _first_overlap
 
 
 class FlatParams:
@@ -52,10 +52,14 @@ class FlatParams:
         for key, array in zip(keys, arrays):
             label = f"params[{key!r}]"
             if written:  # C-contiguous, writeable
-                _check_param(array, label)
-            elif not isinstance(array, np.ndarray) or array.dtype not in (np.float32, np.float64):
+                _check_param(array, label, half=not one_dtype)
+            elif not isinstance(array, np.ndarray) or (
+                array.dtype not in (np.float32, np.float64) and array.dtype.name not in HALF_DTYPES
+            ):
                 what = f"dtype {array.dtype}" if isinstance(array, np.ndarray) else type(array)
-                raise TypeError(f"{label}: expected a float32 or float64 array, got {what}")
+                raise TypeError(
+                    f"{label}: expected a float32, float64, float16 or bfloat16 array, got {what}"
+                )
             if one_dtype and array.dtype != arrays[0].dtype:
                 raise TypeError(
                     f"{label}: dtype {array.dtype} differs from {arrays[0].dtype}, the dtype "

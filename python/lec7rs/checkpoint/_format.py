@@ -143,7 +143,7 @@ class Encoder:
             return self._array(value, loc)
         if isinstance(value, np.generic):
             name = _dtype_name(value.dtype, loc)
-            raw = np.asarray(value, dtype=DTYPES[name]).tobytes()
+            raw = np.asarray(value, dtype=_dtype(name)).tobytes()
             return {"t": "scalar", "dtype": name, "v": raw.hex()}
         if isinstance(value, bool):
             return {"t": "bool", "v": value}
@@ -175,7 +175,7 @@ class Encoder:
 
     def _array(self, value: np.ndarray, loc: Any) -> dict:
         name = _dtype_name(value.dtype, loc)
-        array = np.ascontiguousarray(value, dtype=DTYPES[name])
+        array = np.ascontiguousarray(value, dtype=_dtype(name))
         offset = self.size
         self.arrays.append((offset, array))
         self.size = _align(offset + array.nbytes)
@@ -188,7 +188,26 @@ class Encoder:
         }
 
 
+def _bfloat16() -> np.dtype | None:
+    """ml_dtypes' bfloat16 (low-precision params and state), imported only
+    when a checkpoint holds it; None without ml_dtypes."""
+    try:
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - ml_dtypes is in the test extra
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def _dtype(name: Any) -> np.dtype | None:
+    """The dtype of a stored name (None: not allowed)."""
+    if name == "bfloat16":
+        return _bfloat16()
+    return DTYPES.get(name) if type(name) is str else None
+
+
 def _dtype_name(dtype: np.dtype, loc: Any) -> str:
+    if dtype.name == "bfloat16" and dtype == _bfloat16():
+        return "bfloat16"
     if dtype.kind in "biufc" and dtype.fields is None:
         little = dtype.newbyteorder("<")
         for name, allowed in DTYPES.items():
@@ -398,7 +417,7 @@ class _Decoder:
 
     def _array(self, d: dict) -> tuple:
         name = d.get("dtype")
-        dtype = DTYPES.get(name) if type(name) is str else None
+        dtype = _dtype(name)
         if dtype is None:
             return _fail(f"array dtype {brief(name)} is not allowed")
         shape, offset, nbytes = d.get("shape"), d.get("offset"), d.get("nbytes")

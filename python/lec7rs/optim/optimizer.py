@@ -38,7 +38,9 @@ def _bfloat16() -> Any:
     try:
         import ml_dtypes
     except ImportError:  # pragma: no cover - ml_dtypes is in the test extra
-        raise TypeError("bfloat16 state needs the ml_dtypes package (pip install ml_dtypes)") from None
+        raise TypeError(
+            "bfloat16 state needs the ml_dtypes package (pip install ml_dtypes)"
+        ) from None
     return ml_dtypes.bfloat16
 
 

@@ -305,9 +305,15 @@ struct Sr {
 #[inline(always)]
 fn round_into(format: Half, src: &[f32], dst: &mut [u16], sr: Option<Sr>, at: usize) {
     match sr {
+        // One loop per format, so that each vectorizes.
+        None if format == Half::Bf16 => {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = f32_to_bf16(x);
+            }
+        }
         None => {
             for (d, &x) in dst.iter_mut().zip(src) {
-                *d = from_f32(format, x);
+                *d = f32_to_f16(x);
             }
         }
         Some(sr) => {
@@ -325,8 +331,17 @@ fn round_into(format: Half, src: &[f32], dst: &mut [u16], sr: Option<Sr>, at: us
 
 #[inline(always)]
 fn widen(format: Half, src: &[u16], dst: &mut [f32]) {
-    for (d, &h) in dst.iter_mut().zip(src) {
-        *d = to_f32(format, h);
+    match format {
+        Half::Bf16 => {
+            for (d, &h) in dst.iter_mut().zip(src) {
+                *d = bf16_to_f32(h);
+            }
+        }
+        Half::F16 => {
+            for (d, &h) in dst.iter_mut().zip(src) {
+                *d = f16_to_f32(h);
+            }
+        }
     }
 }
 
@@ -362,12 +377,28 @@ pub fn dynamic_code(signed: bool) -> [f32; 256] {
     out
 }
 
-/// A code and the midpoints between its neighbours (f64, exact; the last
-/// one +inf, so a search over 256 entries never leaves the table).
+/// A code, the midpoints between its neighbours (f64, exact; the last one
+/// +inf, so a search over 256 entries never leaves the table) and a table
+/// that finds the index of most values in one step.
 struct Code {
     values: [f32; 256],
     mid: [f64; 256],
+    /// Per bucket of values with the same sign, exponent and top
+    /// [`BUCKET_BITS`] mantissa bits (exponents from [`MIN_EXP`] to 127,
+    /// `|v| <= 1`): the number of midpoints below the bucket, or
+    /// [`SEARCH`] where the bucket holds more than one midpoint.
+    first: Vec<u8>,
+    search: Vec<bool>,
 }
+
+/// Mantissa bits of a bucket: its width is below the spacing of the
+/// codes' midpoints, so a bucket holds at most one (checked when built).
+const BUCKET_BITS: u32 = 8;
+/// The smallest exponent (biased) of the table; smaller magnitudes search.
+const MIN_EXP: u32 = 100;
+const EXPS: usize = (127 - MIN_EXP + 1) as usize;
+const BUCKETS: usize = (2 * EXPS) << BUCKET_BITS;
+const SEARCH: u8 = 0;
 
 impl Code {
     fn new(signed: bool) -> Code {
@@ -376,7 +407,24 @@ impl Code {
         for k in 0..255 {
             mid[k] = (f64::from(values[k]) + f64::from(values[k + 1])) / 2.0;
         }
-        Code { values, mid }
+        let mut code = Code {
+            values,
+            mid,
+            first: vec![SEARCH; BUCKETS],
+            search: vec![true; BUCKETS],
+        };
+        for b in 0..BUCKETS {
+            let (lo, hi) = bucket_range(b);
+            // Midpoints in [lo, hi): at most one means one comparison.
+            let below = code.search_index(lo);
+            let below_hi = code.search_index(hi);
+            let inside = usize::from(below_hi) - usize::from(below);
+            if inside <= 1 {
+                code.first[b] = below;
+                code.search[b] = false;
+            }
+        }
+        code
     }
 
     fn get(signed: bool) -> &'static Code {
@@ -384,10 +432,9 @@ impl Code {
         &CODES.get_or_init(|| [Code::new(false), Code::new(true)])[usize::from(signed)]
     }
 
-    /// The number of midpoints below `v`: the nearest value, ties low.
+    /// The number of midpoints below `v` (binary search, in f64).
     #[inline(always)]
-    fn index(&self, v: f32) -> u8 {
-        let v = f64::from(v);
+    fn search_index(&self, v: f64) -> u8 {
         let mut lo = 0usize;
         let mut step = 128;
         while step > 0 {
@@ -397,6 +444,51 @@ impl Code {
             step >>= 1;
         }
         lo as u8
+    }
+
+    /// The number of midpoints below `v`: the nearest value, ties low.
+    #[inline(always)]
+    fn index(&self, v: f32) -> u8 {
+        let bits = v.to_bits();
+        let exp = (bits >> 23) & 0xFF;
+        if (MIN_EXP..=127).contains(&exp) {
+            let b = bucket_of(bits);
+            if !self.search[b] {
+                let lo = self.first[b];
+                return lo + u8::from(self.mid[usize::from(lo)] < f64::from(v));
+            }
+        }
+        self.search_index(f64::from(v))
+    }
+}
+
+/// The bucket of the bits of a value with exponent in `MIN_EXP..=127`.
+#[inline(always)]
+fn bucket_of(bits: u32) -> usize {
+    let sign = (bits >> 31) as usize;
+    let exp = ((bits >> 23) & 0xFF) - MIN_EXP;
+    let man = (bits >> (23 - BUCKET_BITS)) & ((1 << BUCKET_BITS) - 1);
+    ((sign * EXPS + exp as usize) << BUCKET_BITS) | man as usize
+}
+
+/// The values of bucket `b` as a half-open range in the order of the
+/// reals: `[lo, hi)` (for a negative bucket, its far end is `lo`).
+fn bucket_range(b: usize) -> (f64, f64) {
+    let man = (b & ((1 << BUCKET_BITS) - 1)) as u32;
+    let rest = b >> BUCKET_BITS;
+    let (sign, exp) = (rest / EXPS, (rest % EXPS) as u32 + MIN_EXP);
+    let bits = (exp << 23) | (man << (23 - BUCKET_BITS));
+    let (start, end) = (
+        f32::from_bits(bits),
+        f32::from_bits(bits + (1 << (23 - BUCKET_BITS))),
+    );
+    let (a, e) = (f64::from(start), f64::from(end));
+    match sign {
+        0 => (a, e),
+        // Negative: the values in (-e, -a]; searching from just above -e
+        // counts the same midpoints for every value in the bucket only if
+        // none lies strictly inside, which `new` checks with both ends.
+        _ => (-e, -a),
     }
 }
 
@@ -881,4 +973,85 @@ pub fn all_finite(grads: &[&Read<'_>]) -> Result<bool> {
         Read::Half(Half::Bf16, s) => s.iter().all(|&h| h & 0x7F80 != 0x7F80),
         Read::Half(Half::F16, s) => s.iter().all(|&h| h & 0x7C00 != 0x7C00),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_index_is_the_search_index() {
+        for signed in [false, true] {
+            let code = Code::get(signed);
+            // Every bucket's ends and a spread of values in [-1, 1].
+            let mut x = 0x2545_F491_4F6C_DD1Du64;
+            for _ in 0..2_000_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let bits = (x as u32) & 0x3FFF_FFFF | ((x >> 32) as u32 & 0x8000_0000);
+                let v = f32::from_bits(bits).clamp(-1.0, 1.0);
+                assert_eq!(code.index(v), code.search_index(f64::from(v)), "{v}");
+            }
+            for k in 0..255 {
+                let m = code.mid[k] as f32;
+                for v in [
+                    m,
+                    f32::from_bits(m.to_bits() + 1),
+                    f32::from_bits(m.to_bits() - 1),
+                ] {
+                    assert_eq!(code.index(v), code.search_index(f64::from(v)), "{v}");
+                }
+            }
+            assert!(
+                code.search.iter().filter(|&&s| s).count() < 8,
+                "buckets that search"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_bitsandbytes_dynamic_maps() {
+        let s = dynamic_code(true);
+        let u = dynamic_code(false);
+        assert_eq!(s.iter().filter(|&&v| v < 0.0).count(), 127);
+        assert_eq!((s[127], s[255], u[0], u[255]), (0.0, 1.0, 0.0, 1.0));
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && u.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn conversions_round_to_nearest_even() {
+        assert_eq!(f32_to_bf16(1.0), 0x3F80);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3F80_8000)), 0x3F80); // tie, even
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3F81_8000)), 0x3F82); // tie, odd
+        assert_eq!(f32_to_bf16(f32::NAN) & 0x7FC0, 0x7FC0);
+        assert_eq!(f32_to_f16(1.0), 0x3C00);
+        assert_eq!(f32_to_f16(65520.0), 0x7C00); // rounds to inf
+        assert_eq!(f32_to_f16(65519.0), 0x7BFF);
+        assert_eq!(f32_to_f16(f32::from_bits(0x3380_0000)), 0x0001); // 2^-24
+        assert_eq!(f32_to_f16(f32::from_bits(0x3300_0000)), 0x0000); // 2^-25: tie to 0
+        for h in 0..=u16::MAX {
+            let x = f16_to_f32(h);
+            if !x.is_nan() {
+                assert_eq!(f32_to_f16(x), h, "{h:#x}");
+            }
+            let y = bf16_to_f32(h);
+            if !y.is_nan() {
+                assert_eq!(f32_to_bf16(y), h, "{h:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn stochastic_rounding_picks_a_neighbour() {
+        let x = 1.0f32 + 3.0 * f32::EPSILON; // between two bfloat16 values
+        let lo = round_stochastic(Half::Bf16, x, u32::MAX);
+        let hi = round_stochastic(Half::Bf16, x, 0);
+        assert_eq!((lo, hi), (0x3F80, 0x3F81));
+        assert_eq!(round_stochastic(Half::F16, 1.0, 0), 0x3C00);
+        assert_eq!(
+            round_stochastic(Half::F16, -1.0005, 0),
+            f32_to_f16(-1.0009766)
+        );
+    }
 }
