@@ -26,7 +26,7 @@ def dynamic_code(signed: bool) -> np.ndarray:
         data += list(10.0 ** (-6 + i) * means)
         if signed:
             data += list(-(10.0 ** (-6 + i)) * means)
-    return np.sort(np.float32(data + [0.0, 1.0]))
+    return np.sort(np.float32([*data, 0.0, 1.0]))
 
 
 def quantize(x: np.ndarray, signed: bool):
@@ -160,7 +160,7 @@ def test_bit_identical_to_the_float32_step_rounded(name, dtype, state_dtype, mas
             np.testing.assert_array_equal(bits(st["master"]), bits(r))
         else:
             assert "master" not in st
-        for slot, signed in MOMENTS[name].items():
+        for slot in MOMENTS[name]:
             if slot not in st:
                 continue
             want = ref_opt.state[i][slot]
