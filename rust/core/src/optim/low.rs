@@ -377,52 +377,53 @@ pub fn dynamic_code(signed: bool) -> [f32; 256] {
     out
 }
 
-/// A code, the midpoints between its neighbours (f64, exact; the last one
-/// +inf, so a search over 256 entries never leaves the table) and a table
-/// that finds the index of most values in one step.
+/// A code, the midpoints between its neighbours (f64, exact) and the
+/// table that finds the nearest value of any `|v| <= 1` in one comparison.
 struct Code {
     values: [f32; 256],
     mid: [f64; 256],
-    /// Per bucket of values with the same sign, exponent and top
-    /// [`BUCKET_BITS`] mantissa bits (exponents from [`MIN_EXP`] to 127,
-    /// `|v| <= 1`): the number of midpoints below the bucket, or
-    /// [`SEARCH`] where the bucket holds more than one midpoint.
-    first: Vec<u8>,
-    search: Vec<bool>,
+    /// Per bucket of values with the same sign, exponent (0 to 127) and top
+    /// [`BUCKET_BITS`] mantissa bits: the number of midpoints below the
+    /// bucket. A bucket is narrower than the spacing of the midpoints, so
+    /// it holds at most one (checked when built).
+    first: Box<[u8; BUCKETS]>,
+    /// The smallest f32 above each midpoint (+inf for the last entry):
+    /// `mid[k] < v` exactly when `v >= above[k]`.
+    above: [f32; 256],
 }
 
-/// Mantissa bits of a bucket: its width is below the spacing of the
-/// codes' midpoints, so a bucket holds at most one (checked when built).
+/// Mantissa bits of a bucket.
 const BUCKET_BITS: u32 = 8;
-/// The smallest exponent (biased) of the table; smaller magnitudes search.
-const MIN_EXP: u32 = 100;
-const EXPS: usize = (127 - MIN_EXP + 1) as usize;
-const BUCKETS: usize = (2 * EXPS) << BUCKET_BITS;
-const SEARCH: u8 = 0;
+const BUCKETS: usize = 2 << (7 + BUCKET_BITS);
 
 impl Code {
     fn new(signed: bool) -> Code {
         let values = dynamic_code(signed);
         let mut mid = [f64::INFINITY; 256];
+        let mut above = [f32::INFINITY; 256];
         for k in 0..255 {
             mid[k] = (f64::from(values[k]) + f64::from(values[k + 1])) / 2.0;
+            let m = mid[k] as f32; // nearest; step up past the midpoint
+            above[k] = if f64::from(m) > mid[k] {
+                m
+            } else {
+                f32::from_bits(m.to_bits().wrapping_add(if m > 0.0 { 1 } else { u32::MAX }))
+            };
+            if m == 0.0 {
+                above[k] = f32::from_bits(1);
+            }
         }
         let mut code = Code {
             values,
             mid,
-            first: vec![SEARCH; BUCKETS],
-            search: vec![true; BUCKETS],
+            first: Box::new([0; BUCKETS]),
+            above,
         };
         for b in 0..BUCKETS {
             let (lo, hi) = bucket_range(b);
-            // Midpoints in [lo, hi): at most one means one comparison.
             let below = code.search_index(lo);
-            let below_hi = code.search_index(hi);
-            let inside = usize::from(below_hi) - usize::from(below);
-            if inside <= 1 {
-                code.first[b] = below;
-                code.search[b] = false;
-            }
+            debug_assert!(usize::from(code.search_index(hi)) <= usize::from(below) + 1);
+            code.first[b] = below;
         }
         code
     }
@@ -433,7 +434,6 @@ impl Code {
     }
 
     /// The number of midpoints below `v` (binary search, in f64).
-    #[inline(always)]
     fn search_index(&self, v: f64) -> u8 {
         let mut lo = 0usize;
         let mut step = 128;
@@ -446,49 +446,30 @@ impl Code {
         lo as u8
     }
 
-    /// The number of midpoints below `v`: the nearest value, ties low.
+    /// The number of midpoints below `v` (`|v| <= 1`; NaN counts as -1):
+    /// the nearest value, ties low.
     #[inline(always)]
     fn index(&self, v: f32) -> u8 {
+        let v = v.clamp(-1.0, 1.0);
+        let v = if v.is_nan() { -1.0 } else { v };
         let bits = v.to_bits();
-        let exp = (bits >> 23) & 0xFF;
-        if (MIN_EXP..=127).contains(&exp) {
-            let b = bucket_of(bits);
-            if !self.search[b] {
-                let lo = self.first[b];
-                return lo + u8::from(self.mid[usize::from(lo)] < f64::from(v));
-            }
-        }
-        self.search_index(f64::from(v))
+        let key =
+            ((bits >> 16) & 0x8000) as usize | ((bits >> (23 - BUCKET_BITS)) & 0x7FFF) as usize;
+        let lo = self.first[key & (BUCKETS - 1)];
+        lo + u8::from(v >= self.above[usize::from(lo)])
     }
 }
 
-/// The bucket of the bits of a value with exponent in `MIN_EXP..=127`.
-#[inline(always)]
-fn bucket_of(bits: u32) -> usize {
-    let sign = (bits >> 31) as usize;
-    let exp = ((bits >> 23) & 0xFF) - MIN_EXP;
-    let man = (bits >> (23 - BUCKET_BITS)) & ((1 << BUCKET_BITS) - 1);
-    ((sign * EXPS + exp as usize) << BUCKET_BITS) | man as usize
-}
-
-/// The values of bucket `b` as a half-open range in the order of the
-/// reals: `[lo, hi)` (for a negative bucket, its far end is `lo`).
+/// The values of bucket `b` as a closed range in the order of the reals
+/// (for a negative bucket, its far end is `lo`).
 fn bucket_range(b: usize) -> (f64, f64) {
-    let man = (b & ((1 << BUCKET_BITS) - 1)) as u32;
-    let rest = b >> BUCKET_BITS;
-    let (sign, exp) = (rest / EXPS, (rest % EXPS) as u32 + MIN_EXP);
-    let bits = (exp << 23) | (man << (23 - BUCKET_BITS));
-    let (start, end) = (
-        f32::from_bits(bits),
-        f32::from_bits(bits + (1 << (23 - BUCKET_BITS))),
-    );
-    let (a, e) = (f64::from(start), f64::from(end));
+    let sign = b >> (7 + BUCKET_BITS);
+    let bits = ((b & ((1 << (7 + BUCKET_BITS)) - 1)) as u32) << (23 - BUCKET_BITS);
+    let start = f64::from(f32::from_bits(bits));
+    let end = f64::from(f32::from_bits(bits + (1 << (23 - BUCKET_BITS)) - 1));
     match sign {
-        0 => (a, e),
-        // Negative: the values in (-e, -a]; searching from just above -e
-        // counts the same midpoints for every value in the bucket only if
-        // none lies strictly inside, which `new` checks with both ends.
-        _ => (-e, -a),
+        0 => (start, end),
+        _ => (-end, -start),
     }
 }
 
@@ -503,10 +484,27 @@ fn dequantize(code: &Code, q: &[i8], absmax: f32, dst: &mut [f32]) {
 /// Quantizes one block: its absmax, then the nearest code of `x / absmax`.
 #[inline(always)]
 fn quantize(code: &Code, src: &[f32], q: &mut [i8], absmax: &mut f32) {
-    let m = src.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+    // Sixteen maxima (the loop vectorizes; max is exact in any order).
+    let mut acc = [0.0f32; 16];
+    let mut chunks = src.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = a.max(x.abs());
+        }
+    }
+    for &x in chunks.remainder() {
+        acc[0] = acc[0].max(x.abs());
+    }
+    let m = acc.iter().fold(0.0f32, |m, &a| m.max(a));
     *absmax = m;
-    for (b, &x) in q.iter_mut().zip(src) {
-        let v = if m == 0.0 { 0.0 } else { x / m };
+    let mut v = [0.0f32; BLOCK];
+    let v = &mut v[..src.len()];
+    if m != 0.0 {
+        for (v, &x) in v.iter_mut().zip(src) {
+            *v = x / m;
+        }
+    }
+    for (b, &v) in q.iter_mut().zip(v.iter()) {
         *b = code.index(v) as i8;
     }
 }
@@ -1003,10 +1001,17 @@ mod tests {
                     assert_eq!(code.index(v), code.search_index(f64::from(v)), "{v}");
                 }
             }
-            assert!(
-                code.search.iter().filter(|&&s| s).count() < 8,
-                "buckets that search"
-            );
+            for b in 0..BUCKETS {
+                let (lo, hi) = bucket_range(b);
+                let inside = code.search_index(hi) - code.search_index(lo);
+                assert!(
+                    inside <= 1,
+                    "bucket {b} [{lo}, {hi}] holds {inside} midpoints"
+                );
+            }
+            for v in [0.0f32, -0.0, 1.0, -1.0, 1e-30, -1e-30, f32::MIN_POSITIVE] {
+                assert_eq!(code.index(v), code.search_index(f64::from(v)), "{v}");
+            }
         }
     }
 
@@ -1053,5 +1058,54 @@ mod tests {
             round_stochastic(Half::F16, -1.0005, 0),
             f32_to_f16(-1.0009766)
         );
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p lec7rs-core --lib low::timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn quantize_and_dequantize_rates() {
+        let n = 1 << 22;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+            .collect();
+        let mut q = vec![0i8; n];
+        let mut a = vec![0f32; n / BLOCK];
+        let mut y = vec![0f32; n];
+        let code = Code::get(true);
+        q.fill(1);
+        y.fill(1.0);
+        let t = std::time::Instant::now();
+        for (b, ((xs, qs), am)) in x
+            .chunks(BLOCK)
+            .zip(q.chunks_mut(BLOCK))
+            .zip(&mut a)
+            .enumerate()
+        {
+            let _ = b;
+            quantize(code, xs, qs, am);
+        }
+        let tq = t.elapsed().as_secs_f64() / n as f64 * 1e9;
+        let t = std::time::Instant::now();
+        for ((qs, ys), &am) in q.chunks(BLOCK).zip(y.chunks_mut(BLOCK)).zip(&a) {
+            dequantize(code, qs, am, ys);
+        }
+        let td = t.elapsed().as_secs_f64() / n as f64 * 1e9;
+        let t = std::time::Instant::now();
+        let mut acc = 0u32;
+        for &v in &y {
+            acc = acc.wrapping_add(u32::from(code.index(v * 0.3)));
+        }
+        let ti = t.elapsed().as_secs_f64() / n as f64 * 1e9;
+        let t = std::time::Instant::now();
+        for &v in &y {
+            acc = acc.wrapping_add(u32::from(code.search_index(f64::from(v * 0.3))));
+        }
+        let ts = t.elapsed().as_secs_f64() / n as f64 * 1e9;
+        println!("quantize {tq:.2} ns/elem, dequantize {td:.2} ns/elem, index {ti:.2}, search {ts:.2} {acc}");
     }
 }
