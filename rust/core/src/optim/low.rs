@@ -446,16 +446,13 @@ impl Code {
         lo as u8
     }
 
-    /// The number of midpoints below `v` (`|v| <= 1`; NaN counts as -1):
-    /// the nearest value, ties low.
+    /// The number of midpoints below `v` (`|v| <= 1`, or NaN: 255 or 0 by
+    /// its sign): the nearest value, ties low. Branch-free.
     #[inline(always)]
     fn index(&self, v: f32) -> u8 {
-        let v = v.clamp(-1.0, 1.0);
-        let v = if v.is_nan() { -1.0 } else { v };
         let bits = v.to_bits();
-        let key =
-            ((bits >> 16) & 0x8000) as usize | ((bits >> (23 - BUCKET_BITS)) & 0x7FFF) as usize;
-        let lo = self.first[key & (BUCKETS - 1)];
+        let key = ((bits >> 16) & 0x8000) | ((bits >> (23 - BUCKET_BITS)) & 0x7FFF);
+        let lo = self.first[key as usize & (BUCKETS - 1)];
         lo + u8::from(v >= self.above[usize::from(lo)])
     }
 }
