@@ -361,44 +361,28 @@ class Optimizer:
         if type(grads) is not list or len(grads) != len(self._params):
             grads = self._align(grads)
         with self._lock:
+            params, low = self._params, None
             if self._low:
                 sr = None
                 if self.rng is not None:
                     key0, key1, _, _ = self.rng._stream.state()
                     sr = (key0, key1)
-                low = (
-                    self._half or "float32",
-                    self._state_format(),
-                    self._master,
-                    self._absmax,
-                    sr,
-                )
-                stepped = _step(
-                    self._rule,
-                    self._raw,
-                    self._low_grads(grads),
-                    self._state,
-                    self._steps,
-                    self.param_groups,
-                    self._group_of,
-                    self._labels,
-                    self.check_finite,
-                    grad_scale,
-                    low,
-                )
-            else:
-                stepped = _step(
-                    self._rule,
-                    self._params,
-                    grads,
-                    self._state,
-                    self._steps,
-                    self.param_groups,
-                    self._group_of,
-                    self._labels,
-                    self.check_finite,
-                    grad_scale,
-                )
+                fmt = (self._half or "float32", self._state_format())
+                params, grads = self._raw, self._low_grads(grads)
+                low = (*fmt, self._master, self._absmax, sr)
+            stepped = _step(
+                self._rule,
+                params,
+                grads,
+                self._state,
+                self._steps,
+                self.param_groups,
+                self._group_of,
+                self._labels,
+                self.check_finite,
+                grad_scale,
+                low,
+            )
             if stepped:
                 self.last_step_skipped = False
             else:
