@@ -18,7 +18,7 @@
 
 use std::marker::PhantomData;
 
-use super::rule::{ElemConsts, Elementwise, Kind, Moment, Rule, Tensor, MAX_SLOTS, STREAMS};
+use super::rule::{ElemConsts, Elementwise, Kind, Rule, Tensor, MAX_SLOTS, STREAMS};
 use super::{check_len, check_step, Ptrs};
 use crate::error::{Error, Result};
 use crate::parallel::{self, split_mut, split_ref, Split};
@@ -106,16 +106,6 @@ pub struct LowTensor<'a, H> {
     pub grad_scale: Option<f32>,
     /// The param's index in its optimizer (a stochastic rounding key).
     pub index: u32,
-}
-
-/// The formats a slot may be stored in for a state dtype: `Some(signed)`
-/// where the slot is a moment stored in 8 bits.
-pub fn quantized(moment: Moment) -> Option<bool> {
-    match moment {
-        Moment::Signed => Some(true),
-        Moment::Unsigned => Some(false),
-        Moment::No => None,
-    }
 }
 
 /// Checks every length, then runs rule `R`'s step with stored formats;
@@ -553,15 +543,6 @@ fn store(store: &mut Store<'_>, at: usize, src: &[f32]) {
     }
 }
 
-/// Writes the float32 param values `src` into a 16-bit param.
-#[inline(always)]
-fn store_param(param: &mut Store<'_>, at: usize, src: &[f32], sr: Option<Sr>) {
-    match param {
-        Store::Half(f, s) => round_into(*f, src, &mut s[at..at + src.len()], sr, at),
-        other => store(other, at, src),
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Element-wise rules: tiles on the stack
 // ---------------------------------------------------------------------------
@@ -754,20 +735,20 @@ impl<R: Elementwise> Tile<'_, R> {
         let sr = self.sr;
         if !self.master.is_empty() {
             let m = &self.master[start..start + n];
-            store_param_at(&mut self.param, start, at, m, sr);
+            store_param(&mut self.param, start, at, m, sr);
         } else if !matches!(self.param, Store::F32(_)) {
-            store_param_at(&mut self.param, start, at, &buf.p[..n], sr);
+            store_param(&mut self.param, start, at, &buf.p[..n], sr);
         }
     }
 }
 
-/// Writes param values at `start` of this slice (element `at` of the
-/// tensor: the stochastic rounding key).
+/// Rounds float32 param values into elements `start ..` of a 16-bit
+/// param (element `at` of the tensor: the stochastic rounding key). A
+/// float32 param is stepped in place and never comes here.
 #[inline(always)]
-fn store_param_at(param: &mut Store<'_>, start: usize, at: usize, src: &[f32], sr: Option<Sr>) {
-    match param {
-        Store::Half(f, s) => round_into(*f, src, &mut s[start..start + src.len()], sr, at),
-        other => store(other, start, src),
+fn store_param(param: &mut Store<'_>, start: usize, at: usize, src: &[f32], sr: Option<Sr>) {
+    if let Store::Half(f, s) = param {
+        round_into(*f, src, &mut s[start..start + src.len()], sr, at);
     }
 }
 
@@ -942,9 +923,9 @@ pub fn staged<R: Rule>(
         }
         let sr = sr_of(sr, t);
         if !t.master.is_empty() {
-            store_param(&mut t.param, 0, t.master, sr);
+            store_param(&mut t.param, 0, 0, t.master, sr);
         } else if !p.is_empty() {
-            store_param(&mut t.param, 0, p, sr);
+            store_param(&mut t.param, 0, 0, p, sr);
         }
     }
     Ok(())
