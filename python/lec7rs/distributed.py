@@ -79,13 +79,25 @@ def _comm(comm: Any) -> Any:
     return comm
 
 
-def _agree(comm: Any, error: str | None, digest: bytes, what: str) -> None:
-    """Every rank raises ValueError if any rank has an error or a digest
-    different from rank 0's; else returns on every rank."""
+_ERRORS = {"TypeError": TypeError, "ValueError": ValueError, "KeyError": KeyError}
+
+
+def _error(e: Exception) -> tuple[str, str]:
+    """An exception as ``(class name, message)``, to send to the other ranks."""
+    return type(e).__name__, str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+
+
+def _agree(comm: Any, error: tuple[str, str] | None, digest: bytes, what: str) -> None:
+    """Every rank raises if any rank has an error (its own, or else the
+    first failing rank's, of that exception class, its message prefixed
+    with ``rank r:``) or a digest different from rank 0's (ValueError);
+    else returns on every rank."""
     views = comm.allgather((error, digest))
+    if error is not None:
+        raise _ERRORS.get(error[0], ValueError)(error[1])
     for r, (err, _) in enumerate(views):
         if err is not None:
-            raise ValueError(err if r == comm.Get_rank() else f"rank {r}: {err}")
+            raise _ERRORS.get(err[0], ValueError)(f"rank {r}: {err[1]}")
     bad = [r for r, (_, d) in enumerate(views) if d != views[0][1]]
     if bad:
         raise ValueError(
@@ -196,7 +208,7 @@ def allreduce_grads(grads: Any, *, comm: Any = None, op: str = "mean") -> None:
             if not (a.flags.c_contiguous and a.flags.writeable):
                 raise ValueError(f"grads[{key!r}]: must be C-contiguous and writeable")
     except (TypeError, ValueError) as e:
-        error = f"{type(e).__name__}: {e}"
+        error = _error(e)
     layout = [
         (repr(k), None if a is None else (a.shape, str(a.dtype)))
         for k, a in zip(keys, arrays)
@@ -287,12 +299,22 @@ class ShardedOptimizer:
             # A plain optimizer over the full params checks them (and the
             # hyperparameters) as usual; it is only used for that.
             full = optimizer_class(params, **hyperparameters)
+            if full._half is not None:
+                raise TypeError(
+                    f"params: {full._half} params cannot be sharded (low precision is not "
+                    "split across ranks); use float32 or float64 params"
+                )
+            if full._low:
+                raise ValueError(
+                    f"state_dtype: {full.state_dtype!r} state cannot be sharded (its "
+                    "2048-element blocks are not split across ranks); leave state_dtype=None"
+                )
             layout = [
                 (repr(key), p.shape, str(p.dtype), g)
                 for key, p, g in zip(full._keys, full._params, full._group_of)
             ]
         except (TypeError, ValueError) as e:
-            error = f"{type(e).__name__}: {e}"
+            error = _error(e)
         _agree(comm, error, _digest(layout), "params")
         k, rank = comm.Get_size(), comm.Get_rank()
         self._cls = optimizer_class
@@ -353,10 +375,15 @@ class ShardedOptimizer:
 
     @property
     def param_groups(self) -> list[dict]:
+        """The param groups of this rank's optimizer: the hyperparameters as
+        given, each group's ``params`` this rank's slices of its params
+        (schedulers write ``lr`` here; every rank must set the same values)."""
         return self.optimizer.param_groups
 
     @property
     def last_step_skipped(self) -> bool:
+        """Whether the last ``step`` was skipped by ``check_finite`` (a
+        non-finite grad on any rank skips it on every rank)."""
         return self.optimizer.last_step_skipped
 
     # -- schedule-free: train() / eval() ----------------------------------------------
@@ -410,7 +437,7 @@ class ShardedOptimizer:
                     )
             layout = [g is None for g in arrays]
         except (TypeError, ValueError) as e:
-            error = f"{type(e).__name__}: {e}"
+            error = _error(e)
         _agree(comm, error, _digest(layout), "grads")
         t0 = time.perf_counter()
         # Reduce-scatter, chunk by chunk: each rank gets the mean of its part
@@ -521,7 +548,7 @@ class ShardedOptimizer:
         try:
             commit = self.optimizer._stage_load_state_dict(self._local_state(state_dict))
         except (TypeError, ValueError, KeyError) as e:
-            error = f"{type(e).__name__}: {e}"
+            error = _error(e)
         _agree(self.comm, error, b"", "state dicts")
         return commit
 
@@ -560,7 +587,7 @@ class ShardedOptimizer:
             try:
                 write()
             except Exception as e:
-                error = f"{type(e).__name__}: {e}"
+                error = _error(e)
         error = self.comm.bcast(error, root=0)
         if error is not None:
             raise OSError(f"rank 0 could not write the checkpoint: {error}")

@@ -170,6 +170,29 @@ def check_sharded():
             assert "cannot be sharded" in str(e)
         else:
             raise AssertionError(cls)
+    # Low precision is refused up front, naming the argument, with the
+    # exception's own class (not a ValueError wrapping its name).
+    import ml_dtypes
+
+    refused = [
+        (TypeError, "params:", [np.ones(8, ml_dtypes.bfloat16)], {}),
+        (TypeError, "params:", [np.ones(8, np.float16)], {}),
+        (ValueError, "state_dtype:", [np.ones(8, np.float32)], {"state_dtype": "int8"}),
+        (ValueError, "state_dtype:", [np.ones(8, np.float32)], {"state_dtype": "bfloat16"}),
+    ]
+    for cls, prefix, params, kw in refused:
+        try:
+            distributed.ShardedOptimizer(optim.Adam, params, **kw)
+        except cls as e:
+            assert str(e).startswith(prefix) and "Error:" not in str(e), e
+        else:
+            raise AssertionError((params, kw))
+    try:
+        distributed.ShardedOptimizer(optim.Lookahead, [np.ones(4)])
+    except TypeError as e:
+        assert str(e).startswith("optimizer_class:"), e
+    else:
+        raise AssertionError("Lookahead")
     # Params that differ across ranks: ValueError on every rank.
     shape = (4,) if RANK == 0 else (5,)
     try:
