@@ -1,10 +1,16 @@
 """lec7rs: the training-time toolkit of "Training Neural Networks II" as fast,
 trustworthy Rust kernels for NumPy.
 
-- ``lec7rs.optim``: SGD (momentum, Nesterov), Adagrad, RMSprop, Adam, AdamW
-  with ``torch.optim``'s arguments, defaults and update rules.
-- ``lec7rs.optimize``: ``minimize`` with L-BFGS, BFGS and Newton's method
-  (SciPy's ``OptimizeResult`` conventions), the optimizer's work in Rust.
+- ``lec7rs.optim``: the optimizers of ``torch.optim`` (SGD with momentum
+  and Nesterov, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam, Adamax,
+  Adadelta, Rprop, ASGD, LBFGS, Adafactor, Muon) with its arguments,
+  defaults and update rules, and Lion, LAMB, LARS, schedule-free AdamW and
+  SGD and Lookahead; gradient clipping; bfloat16 / float16 params with
+  master weights and 8-bit state.
+- ``lec7rs.optimize``: ``minimize`` with L-BFGS (L-BFGS-B with bounds),
+  BFGS, Newton's method and trust-ncg (SciPy's ``OptimizeResult``
+  conventions), and ``minimize_many`` for many small problems at once; the
+  optimizer's work in Rust.
 - ``lec7rs.regularization``: dropout (inverted and the lecture's form),
   DropConnect, stochastic depth and fractional max pooling.
 - ``lec7rs.augment``: batched, parallel data augmentation (random flips,
@@ -19,7 +25,9 @@ trustworthy Rust kernels for NumPy.
 - ``lec7rs.checkpoint``: ``save`` / ``load`` of a whole training state in
   one atomically written, checksummed file (no pickle).
 - ``lec7rs.data``: the handwritten digits that ``lec7rs demo`` learns,
-  shipped in the package (``from lec7rs.data import load_digits``).
+  shipped in the package (``lec7rs.data.load_digits()``).
+- ``lec7rs.distributed``: data-parallel training over MPI (the ``mpi``
+  extra; ``import lec7rs.distributed``, which imports mpi4py).
 - The command line: ``lec7rs demo`` (the lecture reproduced on those digits)
   and ``lec7rs bench`` (the kernels' speed on this machine).
 
@@ -31,10 +39,21 @@ Results are bit-identical for any thread count and SIMD level.
 
 import warnings as _warnings
 
-from . import _core, augment, averaging, checkpoint, optim, optimize, reference, regularization
+from . import (
+    _core,
+    augment,
+    averaging,
+    checkpoint,
+    data,
+    optim,
+    optimize,
+    reference,
+    regularization,
+)
 from ._core import get_num_threads, simd_level
 from .random import Generator
 
+#: The version of lec7rs (that of the compiled extension).
 __version__: str = _core.__version__
 
 for _message in _core.env_warnings():
@@ -54,6 +73,7 @@ __all__ = [
     "augment",
     "averaging",
     "checkpoint",
+    "data",
     "get_num_threads",
     "optim",
     "optimize",

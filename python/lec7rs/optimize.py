@@ -124,6 +124,7 @@ class LbfgsInvHessProduct:
 
     @property
     def shape(self) -> tuple:
+        """``(n, n)``, as a SciPy ``LinearOperator``."""
         return (self._n, self._n)
 
     @property

@@ -18,6 +18,8 @@ import numpy as np
 
 from . import _core
 
+#: The name of the generator's algorithm, as the core reports it
+#: (``"philox4x32-10"``): stored in state dicts and checked on load.
 ALGORITHM: str = _core.philox_algorithm()
 _STATE_VERSION = 1
 _STATE_KEYS = ("algorithm", "version", "key", "counter", "spawned")

@@ -193,6 +193,8 @@ def _crop(n: int) -> dict:
 
 
 _ADAM = {"lr": 1e-3}
+#: Kernel name -> its ``Case`` (sizes, set-up, the implementations): what
+#: ``lec7rs bench`` times.
 CASES = {
     "adam": Case(
         "adam",

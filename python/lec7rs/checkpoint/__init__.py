@@ -1,5 +1,5 @@
 """Checkpoints: the params and the state of the optimizer, the lr scheduler,
-the averager and the random generator of a training run, in one file.
+the averager and the random generator of a training run, in one file::
 
     from lec7rs import checkpoint
     checkpoint.save("run.ckpt", params, optimizer=opt, scheduler=sched,

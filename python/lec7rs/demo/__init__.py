@@ -44,6 +44,9 @@ from . import (
 )
 from .context import EPOCHS, QUICK_EPOCHS, Config, Context
 
+#: Part number -> the module that runs it (each has ``run(ctx)``): 1 optimizers,
+#: 2 the zigzag, 3 learning-rate decay, 4 regularization, 5 test-time
+#: averaging, 6 transfer learning.
 PARTS = {
     1: part1_optimizers,
     2: part2_zigzag,

@@ -9,8 +9,9 @@ from .data import Digits, load
 from .model import TwoLayerNet
 from .train import steps_per_epoch
 
-#: Epochs per training run: the default run and ``--quick``.
+#: Epochs per training run of ``lec7rs demo``.
 EPOCHS = 30
+#: Epochs per training run of ``lec7rs demo --quick``.
 QUICK_EPOCHS = 8
 
 
@@ -36,11 +37,17 @@ class Config:
     that it has the same budget of updates.
     """
 
+    #: The seed of every draw (initialization, batches, dropout, augmentation).
     seed: int = 0
+    #: Short runs: ``QUICK_EPOCHS`` epochs unless ``epochs`` is given.
     quick: bool = False
+    #: Passes over the whole training split per run (see above).
     epochs: int = EPOCHS
+    #: Minibatch size of the parts that do not set their own.
     batch_size: int = 64
+    #: Hidden units of the two-layer net.
     hidden: int = 128
+    #: L2 weight penalty of the loss.
     reg: float = 1e-4
 
 

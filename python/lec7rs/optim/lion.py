@@ -21,7 +21,7 @@ class Lion(Optimizer):
     than AdamW's and a weight decay 3-10x larger (the paper's advice). One
     state array (``exp_avg``) instead of Adam's two. ``sign(0) = 0``; NaN
     propagates. Implementations in the wild (optax's ``lion``, timm's
-    ``Lion``) agree on this update; timm's default ``lr`` differs.
+    ``Lion``, default ``lr=1e-4`` as here) agree on this update.
     """
 
     _rule = "lion"

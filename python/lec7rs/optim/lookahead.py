@@ -74,14 +74,20 @@ class Lookahead:
 
     @property
     def param_groups(self) -> list[dict]:
+        """The inner optimizer's param groups (set ``lr`` etc. there or here:
+        they are the same dicts)."""
         return self.optimizer.param_groups
 
     @property
     def state(self) -> dict:
+        """The inner optimizer's state (the slow weights are in
+        ``state_dict()["lookahead"]``)."""
         return self.optimizer.state
 
     @property
     def last_step_skipped(self) -> bool:
+        """Whether the last ``step`` was skipped by the inner optimizer's
+        ``check_finite`` (then the slow weights did not move either)."""
         return self.optimizer.last_step_skipped
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:

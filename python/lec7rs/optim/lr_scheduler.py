@@ -1291,6 +1291,8 @@ class ReduceLROnPlateau(LRScheduler):
 
     @property
     def in_cooldown(self) -> bool:
+        """Whether the scheduler is in its cooldown after a reduction (bad
+        epochs are not counted then)."""
         return self.cooldown_counter > 0
 
     def _is_better(self, a: float, best: float) -> bool:

@@ -181,6 +181,9 @@ class LowPrecisionReference:
         self.stored: list[dict[str, np.ndarray]] = [{} for _ in params]
 
     def step(self, grads: list[np.ndarray | None]) -> None:
+        """One step: the float32 optimizer's step, then each stepped param's
+        moments quantized and its value rounded as docs/low_precision.md
+        says."""
         steps = {i: s["step"] for i, s in self.opt.state.items()}
         self.opt.step([None if g is None else np.asarray(g).astype(np.float32) for g in grads])
         for i, st in self.opt.state.items():

@@ -47,8 +47,8 @@ def philox4x32_10(counters: np.ndarray, key: tuple[int, int]) -> np.ndarray:
 
 
 def counter_words(start: int, count: int) -> np.ndarray:
-    """The ``(count, 4)`` uint32 words of the counters ``start ..
-    start + count`` (128-bit, wrapping)."""
+    """The ``(count, 4)`` uint32 words of the counters ``start`` to
+    ``start + count - 1`` (128-bit, wrapping)."""
     j = np.arange(count, dtype=np.uint64)
     lo = np.uint64(start % 2**64) + j  # wraps
     carry = (lo < j).astype(np.uint64)
@@ -57,7 +57,7 @@ def counter_words(start: int, count: int) -> np.ndarray:
 
 
 def draw_words(key: tuple[int, int], start: int, n: int) -> np.ndarray:
-    """Words ``0 .. n`` of the draw at block counter ``start``: word ``i`` is
+    """Words ``0`` to ``n - 1`` of the draw at block counter ``start``: word ``i`` is
     word ``(i % 64) // 16`` of the block of counter
     ``start + 16 * (i // 64) + i % 16`` (each group of 16 blocks laid out
     word-major)."""
@@ -77,11 +77,13 @@ class Generator:
 
     @classmethod
     def from_state_dict(cls, d: dict) -> Generator:
+        """A generator at the position of a ``lec7rs.Generator`` state dict."""
         gen = cls(0)
         gen.load_state_dict(d)
         return gen
 
     def state_dict(self) -> dict:
+        """The same dict as ``lec7rs.Generator.state_dict()``."""
         return {
             "algorithm": ALGORITHM,
             "version": 1,
@@ -91,6 +93,7 @@ class Generator:
         }
 
     def load_state_dict(self, d: dict) -> None:
+        """Moves to the position of a ``lec7rs.Generator`` state dict."""
         assert d["algorithm"] == ALGORITHM and d["version"] == 1
         self.key = (int(d["key"][0]), int(d["key"][1]))
         self.counter = int(d["counter"])

@@ -51,12 +51,17 @@ def dropout(
 def dropout_backward(
     dout: np.ndarray, mask: np.ndarray, p: float, *, inverted: bool = True
 ) -> np.ndarray:
+    """The gradient of :func:`dropout`: ``dout`` where ``mask`` kept the
+    element, times the same scale (``1 / (1 - p)`` when inverted), else 0."""
     return _masked(dout, mask.astype(bool), _scale(p, inverted))
 
 
 def dropconnect(
     w: np.ndarray, p: float, *, rng: Generator, inverted: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(w_dropped, mask)``: :func:`dropout` of the weights ``w`` in
+    training (DropConnect drops weights, not activations); the backward
+    pass is ``dropconnect_backward``, the same as ``dropout_backward``."""
     y, mask = dropout(w, p, rng=rng, training=True, inverted=inverted)
     return y, mask
 
@@ -131,6 +136,9 @@ def fractional_max_pool2d(
     pseudo_random: bool = True,
     overlapping: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, argmax)``: Graham's fractional max pooling of ``(n, c, h, w)``
+    ``x`` with PyTorch's interval sequence, one plain loop per window;
+    ``argmax`` holds the flat ``h * w`` index of each maximum (NaN wins)."""
     oh, ow = (output_size, output_size) if np.ndim(output_size) == 0 else output_size
     kh, kw = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else kernel_size
     n, c, h, w = x.shape
@@ -163,6 +171,8 @@ def fractional_max_pool2d(
 def fractional_max_pool2d_backward(
     dout: np.ndarray, argmax: np.ndarray, input_shape: Any
 ) -> np.ndarray:
+    """The gradient of :func:`fractional_max_pool2d`: each ``dout`` added
+    at its ``argmax``, in output order."""
     n, c, h, w = input_shape
     dx = np.zeros((n, c, h * w), dout.dtype)
     for b in range(n):

@@ -27,6 +27,8 @@ pub fn set_simd_level(name: &str) -> PyResult<()> {
     simd::set_level(level).context("level")
 }
 
+/// The number of threads the kernels use (``LEC7RS_NUM_THREADS`` sets the
+/// default, ``set_num_threads`` changes it).
 #[pyfunction]
 pub fn get_num_threads() -> usize {
     parallel::num_threads()
