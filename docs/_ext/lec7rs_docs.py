@@ -234,6 +234,21 @@ def _data_docstring(app, what, name, obj, options, lines) -> None:
             lines[:] = own
 
 
+def _numpy_sections(app, what, name, obj, options, lines) -> None:
+    # A docstring with NumPy-style sections ("Parameters" underlined with
+    # dashes) gets them as field lists, types as plain text (not
+    # cross-references); every other docstring is plain reStructuredText.
+    if what not in ("function", "method", "class") or not any(
+        line.strip() and set(line.strip()) == {"-"} for line in lines
+    ):
+        return
+    from sphinx.ext.napoleon import Config
+    from sphinx.ext.napoleon.docstring import NumpyDocstring
+
+    config = Config(napoleon_use_param=False, napoleon_use_rtype=False, napoleon_use_ivar=True)
+    lines[:] = NumpyDocstring(lines, config, app, what, name, obj, options).lines()
+
+
 def _skip_member(app, what, name, obj, skip, options):
     # members documented by the class itself: no dataclass/NamedTuple
     # machinery and no private helpers
@@ -247,6 +262,7 @@ def setup(app):
     app.connect("builder-inited", _builder_inited)
     app.connect("autodoc-skip-member", _skip_member)
     app.connect("autodoc-process-docstring", _data_docstring)
+    app.connect("autodoc-process-docstring", _numpy_sections)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 

@@ -335,8 +335,25 @@ def minimize(
     MemoryError
         BFGS's ``n x n`` matrix (or the L-BFGS history) does not fit.
 
+    Notes
+    -----
     Exceptions raised by ``fun``, ``jac``, ``hess``, ``hessp`` or
     ``callback`` propagate.
+
+    Examples
+    --------
+    The Rosenbrock function from SciPy's usual start:
+
+    >>> import numpy as np
+    >>> from lec7rs.optimize import minimize
+    >>> def rosen(x):
+    ...     f = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+    ...     g = np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2),
+    ...                   200 * (x[1] - x[0] ** 2)])
+    ...     return f, g
+    >>> res = minimize(rosen, np.array([-1.2, 1.0]))
+    >>> res.success, res.nit, res.x.round(4)
+    (True, 36, array([1., 1.]))
     """
     if unknown:
         name = sorted(unknown)[0]
@@ -585,6 +602,8 @@ def minimize_many(
     MemoryError
         The ``k`` L-BFGS histories do not fit.
 
+    Notes
+    -----
     Everything is checked before the first call of ``fun``; exceptions
     raised by ``fun`` propagate.
     """

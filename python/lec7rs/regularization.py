@@ -89,6 +89,18 @@ def dropout(
     with streaming stores (bypassing the caches, same values). At test time nothing is drawn from
     ``rng``; in training the call consumes ``x.size`` words of the stream.
     The gradient is ``dropout_backward(dout, mask, p)``.
+
+    Example: kept elements are scaled by ``1 / (1 - p)``; the same seed
+    gives the same mask on any machine, thread count and SIMD level.
+
+    >>> import numpy as np
+    >>> from lec7rs import Generator
+    >>> from lec7rs.regularization import dropout
+    >>> y, mask = dropout(np.ones(8, np.float32), 0.5, rng=Generator(0))
+    >>> y
+    array([2., 0., 2., 0., 0., 2., 0., 0.], dtype=float32)
+    >>> mask.dtype, int(mask.sum())
+    (dtype('bool'), 3)
     """
     stream = stream_of(rng)
     p = _prob(p)

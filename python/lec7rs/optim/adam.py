@@ -35,6 +35,17 @@ class Adam(Optimizer):
 
     State per param: ``exp_avg``, ``exp_avg_sq``, and ``max_exp_avg_sq``
     with amsgrad; ``step`` in ``state_dict()``.
+
+    Example: the first step moves each element by about ``lr`` against the
+    sign of its gradient (a zero gradient leaves it).
+
+    >>> import numpy as np
+    >>> from lec7rs.optim import Adam
+    >>> w = np.ones(3, np.float32)
+    >>> opt = Adam([w], lr=0.1)
+    >>> opt.step([np.array([1.0, -2.0, 0.0], np.float32)])
+    >>> w
+    array([0.90000004, 1.1       , 1.        ], dtype=float32)
     """
 
     _rule = "adam"
