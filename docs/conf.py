@@ -74,5 +74,10 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
+# the guides and the other top-level pages have no section to navigate:
+# no empty left sidebar on them
+html_sidebars = {
+    page: [] for page in ("index", "guides/*", "cli", "examples", "low_precision", "developing")
+}
 html_static_path: list[str] = []
 html_show_sourcelink = False
