@@ -62,6 +62,21 @@ class PolyakAverage:
             ema.update()
         with ema.applied():
             print(accuracy(params, X_val, y_val))   # with the averaged weights
+
+    The running mean (``decay=None``) of three iterates, applied and restored:
+
+    >>> import numpy as np
+    >>> from lec7rs.averaging import PolyakAverage
+    >>> p = np.zeros(3, np.float32)
+    >>> avg = PolyakAverage([p])
+    >>> for value in (1.0, 2.0, 3.0):
+    ...     p[:] = value  # a training step
+    ...     avg.update()
+    >>> with avg.applied():
+    ...     print(p)
+    [2. 2. 2.]
+    >>> p
+    array([3., 3., 3.], dtype=float32)
     """
 
     def __init__(self, params: ParamsT, decay: float | None = None):

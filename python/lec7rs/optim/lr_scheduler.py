@@ -522,7 +522,20 @@ class LambdaLR(LRScheduler):
 class StepLR(LRScheduler):
     r"""``lr_t = base_lr * gamma ** (t // step_size)``: decay by ``gamma``
     every ``step_size`` epochs (chainable: multiply by ``gamma`` when ``t`` is
-    a positive multiple of ``step_size``)."""
+    a positive multiple of ``step_size``).
+
+    >>> import numpy as np
+    >>> from lec7rs.optim import SGD
+    >>> from lec7rs.optim.lr_scheduler import StepLR
+    >>> opt = SGD([np.zeros(1)], lr=1.0)
+    >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     lrs.append(opt.param_groups[0]["lr"])  # train an epoch at this lr
+    ...     sched.step()
+    >>> lrs
+    [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
 
     _hyper: ClassVar[dict[str, Check]] = {"step_size": _positive, "gamma": _non_negative}
 

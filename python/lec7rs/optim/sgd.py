@@ -27,6 +27,18 @@ class SGD(Optimizer):
     trajectory too. Nesterov needs momentum > 0 and dampening = 0.
 
     State per param: ``momentum_buffer`` (when momentum != 0).
+
+    Example: with momentum the second step moves further than the first
+    (``b = 1``, then ``b = 0.9 * 1 + 1``).
+
+    >>> import numpy as np
+    >>> from lec7rs.optim import SGD
+    >>> w = np.zeros(2, np.float32)
+    >>> opt = SGD([w], lr=0.1, momentum=0.9)
+    >>> for _ in range(2):
+    ...     opt.step([np.ones(2, np.float32)])
+    >>> w
+    array([-0.29, -0.29], dtype=float32)
     """
 
     _rule = "sgd"
