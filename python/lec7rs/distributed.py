@@ -587,7 +587,7 @@ class ShardedOptimizer:
             try:
                 write()
             except Exception as e:
-                error = _error(e)
+                error = f"{type(e).__name__}: {e}"
         error = self.comm.bcast(error, root=0)
         if error is not None:
             raise OSError(f"rank 0 could not write the checkpoint: {error}")

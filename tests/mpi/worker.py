@@ -5,6 +5,7 @@ the exit status and the lines printed by rank 0."""
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 
 import numpy as np
@@ -227,6 +228,16 @@ def check_resume(phase, path):
     if phase == "save":
         for step in range(4):
             opt.step(exact_grads(step))
+        # rank 0 cannot write: every rank raises, with rank 0's error as text
+        try:
+            checkpoint.save(os.path.join(path + ".missing", "x.ckpt"), ps, optimizer=opt)
+        except OSError as e:
+            assert str(e).startswith("rank 0 could not write the checkpoint: ") and "('" not in str(
+                e
+            ), e
+            assert "Error: " in str(e), e
+        else:
+            raise AssertionError("saved into a missing folder")
         checkpoint.save(path, ps, optimizer=opt)
     else:
         checkpoint.load(path, ps, optimizer=opt)
