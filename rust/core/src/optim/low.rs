@@ -1104,10 +1104,9 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn gathered_index_is_the_scalar_index() {
         let mut v: Vec<f32> = Vec::new();
-        for b in 0..BUCKETS as u32 {
-            let bits = ((b & 0x8000) << 16) | ((b & 0x7FFF) << (23 - BUCKET_BITS));
-            v.push(f32::from_bits(bits));
-            v.push(f32::from_bits(bits | ((1 << (23 - BUCKET_BITS)) - 1)));
+        for b in 0..BUCKETS {
+            let (lo, hi) = bucket_range(b); // f32 values, exact in f64
+            v.extend([lo as f32, hi as f32]);
         }
         for signed in [false, true] {
             let code = Code::get(signed);
@@ -1155,16 +1154,6 @@ mod tests {
                 q.fill(0);
                 code.index_all(&v[..len], m, &mut q);
                 assert_eq!(q, scaled);
-                // and back: every code value times the absmax, as in scalar
-                let bytes: Vec<i8> = (0..len).map(|i| (i * 37 % 256) as u8 as i8).collect();
-                let mut y = vec![0f32; len];
-                dequantize(code, &bytes, 0.3, &mut y);
-                for (&b, &y) in bytes.iter().zip(&y) {
-                    assert_eq!(
-                        y.to_bits(),
-                        (code.values[usize::from(b as u8)] * 0.3).to_bits()
-                    );
-                }
             }
         }
     }
