@@ -336,3 +336,21 @@ fn the_best_level_is_dispatched() {
         assert_ne!(simd::best_level(), Level::Scalar);
     }
 }
+
+#[test]
+fn a_slot_shape_fits_exactly_the_shape_it_names() {
+    let kinds = [Kind::Param, Kind::Rows, Kind::Cols, Kind::Scalar];
+    let shapes: [&[usize]; 6] = [&[], &[5], &[3, 4], &[2, 3, 4], &[1, 1], &[4, 1]];
+    for kind in kinds {
+        for param in shapes {
+            for other in shapes {
+                let want = kind.shape(param);
+                assert_eq!(
+                    kind.fits(param, other),
+                    want.as_deref() == Some(other),
+                    "{kind:?} {param:?} {other:?}"
+                );
+            }
+        }
+    }
+}

@@ -45,6 +45,21 @@ fn value(obj: Option<Bound<'_, PyAny>>, depth: usize) -> Value {
     let Some(obj) = obj else {
         return Value::Missing;
     };
+    // The exact types first: a pointer comparison each, no subtype walk.
+    if obj.is_exact_instance_of::<PyFloat>() {
+        return Value::Float(obj.cast::<PyFloat>().map_or(f64::NAN, |f| f.value()));
+    }
+    if obj.is_exact_instance_of::<PyBool>() {
+        return Value::Bool(obj.cast::<PyBool>().is_ok_and(|b| b.is_true()));
+    }
+    if obj.is_exact_instance_of::<PyInt>() {
+        return int_value(&obj);
+    }
+    if depth == 0 && obj.is_exact_instance_of::<PyTuple>() {
+        if let Ok(t) = obj.cast::<PyTuple>() {
+            return seq_value(t.iter(), t.len());
+        }
+    }
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Value::Float(f.value());
     }
@@ -106,25 +121,43 @@ fn seq_value<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>, n: usize) -> V
     Value::Seq(items.map(|x| value(Some(x), 1)).collect())
 }
 
-/// The interned Python string of a hyperparameter name, made once: a dict
-/// lookup with it hashes nothing and builds no string. (Only used with the
-/// GIL held, so the lock is never contended, nor held across a fork.)
-fn key<'py>(py: Python<'py>, name: &'static str) -> Bound<'py, PyString> {
-    static KEYS: std::sync::Mutex<Vec<(&'static str, Py<PyString>)>> =
-        std::sync::Mutex::new(Vec::new());
+/// The interned Python strings of the group keys of `H`, in
+/// `H::NAMES` order, made once per rule: a dict lookup with them hashes
+/// nothing and builds no string. One lock per read, never held while
+/// Python code runs (only with the GIL held, so never taken at a fork).
+fn keys_of<H: Hyperparameters>(py: Python<'_>) -> std::sync::Arc<[Py<PyString>]> {
+    type Keys = Vec<(std::any::TypeId, std::sync::Arc<[Py<PyString>]>)>;
+    static KEYS: std::sync::Mutex<Keys> = std::sync::Mutex::new(Vec::new());
+    let id = std::any::TypeId::of::<H>();
     let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, k)) = keys.iter().find(|(n, _)| *n == name) {
-        return k.bind(py).clone();
+    if let Some((_, k)) = keys.iter().find(|(t, _)| *t == id) {
+        return k.clone();
     }
-    let k = PyString::intern(py, name);
-    keys.push((name, k.clone().unbind()));
+    let k: std::sync::Arc<[Py<PyString>]> = H::NAMES
+        .iter()
+        .map(|n| PyString::intern(py, n).unbind())
+        .collect();
+    keys.push((id, k.clone()));
     k
 }
 
 /// Reads the hyperparameters of rule `R` from a group dict, by name.
 pub fn read_hyper<R: Rule>(group: &Bound<'_, PyDict>) -> lec7rs_core::Result<R::Hyper> {
     let py = group.py();
-    R::Hyper::read(&mut |name| value(group.get_item(key(py, name)).ok().flatten(), 0))
+    let keys = keys_of::<R::Hyper>(py);
+    let names = <R::Hyper as Hyperparameters>::NAMES;
+    // `read` asks for the fields in declaration order: the next name is
+    // checked first, any other found by a search.
+    let mut next = 0;
+    R::Hyper::read(&mut |name| {
+        let k = match names.get(next) {
+            Some(&n) if std::ptr::eq(n, name) || n == name => next,
+            _ => names.iter().position(|&n| n == name).unwrap_or(names.len()),
+        };
+        next = k + 1;
+        let item = keys.get(k).map(|key| group.get_item(key.bind(py)));
+        value(item.and_then(|r| r.ok().flatten()), 0)
+    })
 }
 
 /// One group: its hyperparameters (checked) and its frozen flag.
@@ -292,8 +325,11 @@ fn claim<R: Rule>(
     names: Names<'_, '_>,
     register: bool,
 ) -> PyResult<Option<Writing>> {
-    let pid = std::process::id();
     let mut table = in_flight();
+    if table.is_empty() && !register {
+        return Ok(None); // nothing to refuse, nothing to claim
+    }
+    let pid = std::process::id();
     for s in written {
         let busy = table
             .iter()
@@ -566,7 +602,11 @@ pub fn step<R: Rule>(py: Python<'_>, call: Call<'_, '_>) -> PyResult<bool> {
             )));
         }
     }
-    let group_of: Vec<usize> = call.group_of.extract()?;
+    let group_of = call
+        .group_of
+        .iter()
+        .map(|g| g.extract::<usize>())
+        .collect::<PyResult<Vec<usize>>>()?;
     if let Some(&g) = group_of.iter().find(|&&g| g >= groups.len()) {
         return Err(value_error(format!(
             "group_of: group {g} does not exist ({} groups)",
@@ -735,12 +775,11 @@ fn run<R: Rule, T: Real + Element>(
             }
             let s_name = p_name.slot(slot.name);
             let arr = written_array(&obj, s_name, &expected(elems[k]))?;
-            let want = slot.kind.shape(&shape).unwrap_or_default();
-            if arr.shape() != want.as_slice() {
+            if !slot.kind.fits(&shape, arr.shape()) {
                 return Err(value_error(format!(
                     "{s_name} has shape {} but {p_name} needs {}",
                     fmt_shape(arr.shape()),
-                    fmt_shape(&want)
+                    fmt_shape(&slot.kind.shape(&shape).unwrap_or_default())
                 )));
             }
             add_span(&arr, i, Role::Slot(k));

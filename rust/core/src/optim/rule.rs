@@ -66,6 +66,20 @@ impl Kind {
         }
         Some(s)
     }
+
+    /// Whether `shape` is [`Kind::shape`] of `param`, without building it.
+    pub fn fits(self, param: &[usize], shape: &[usize]) -> bool {
+        let n = param.len();
+        if self == Kind::Scalar || shape.len() != n {
+            return false;
+        }
+        let ones = match self {
+            Kind::Rows if n >= 2 => Some(n - 1),
+            Kind::Cols if n >= 2 => Some(n - 2),
+            _ => None,
+        };
+        (0..n).all(|d| shape[d] == if ones == Some(d) { 1 } else { param[d] })
+    }
 }
 
 /// Whether a slot is a moment that a low-precision state dtype stores in
@@ -234,13 +248,16 @@ fn items<'v, const N: usize>(name: &str, v: &'v Value) -> Result<&'v [Value; N]>
     }
 }
 
+/// Item `k` of sequence `name`; its name (`"betas[0]"`) is only built for
+/// the message of an error, so a valid step formats nothing.
+fn item<F: Field>(name: &str, k: usize, v: &Value) -> Result<F> {
+    F::from_value(name, v).or_else(|_| F::from_value(&format!("{name}[{k}]"), v))
+}
+
 impl<A: Field, B: Field> Field for (A, B) {
     fn from_value(name: &str, v: &Value) -> Result<(A, B)> {
         let [a, b] = items::<2>(name, v)?;
-        Ok((
-            A::from_value(&format!("{name}[0]"), a)?,
-            B::from_value(&format!("{name}[1]"), b)?,
-        ))
+        Ok((item(name, 0, a)?, item(name, 1, b)?))
     }
 }
 
@@ -248,8 +265,8 @@ impl<const N: usize> Field for [f64; N] {
     fn from_value(name: &str, v: &Value) -> Result<[f64; N]> {
         let vs = items::<N>(name, v)?;
         let mut out = [0.0; N];
-        for (k, item) in vs.iter().enumerate() {
-            out[k] = f64::from_value(&format!("{name}[{k}]"), item)?;
+        for (k, v) in vs.iter().enumerate() {
+            out[k] = item(name, k, v)?;
         }
         Ok(out)
     }
