@@ -45,20 +45,19 @@ fn value(obj: Option<Bound<'_, PyAny>>, depth: usize) -> Value {
     let Some(obj) = obj else {
         return Value::Missing;
     };
-    // The exact types first: a pointer comparison each, no subtype walk.
-    if obj.is_exact_instance_of::<PyFloat>() {
-        return Value::Float(obj.cast::<PyFloat>().map_or(f64::NAN, |f| f.value()));
+    // The exact types first (a pointer comparison each, no subtype walk);
+    // the checks below also take their subclasses (NumPy's float64).
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return Value::Float(f.value());
     }
-    if obj.is_exact_instance_of::<PyBool>() {
-        return Value::Bool(obj.cast::<PyBool>().is_ok_and(|b| b.is_true()));
+    if let Ok(b) = obj.cast_exact::<PyBool>() {
+        return Value::Bool(b.is_true());
     }
     if obj.is_exact_instance_of::<PyInt>() {
         return int_value(&obj);
     }
-    if depth == 0 && obj.is_exact_instance_of::<PyTuple>() {
-        if let Ok(t) = obj.cast::<PyTuple>() {
-            return seq_value(t.iter(), t.len());
-        }
+    if let (0, Ok(t)) = (depth, obj.cast_exact::<PyTuple>()) {
+        return seq_value(t.iter(), t.len());
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Value::Float(f.value());

@@ -52,17 +52,25 @@ impl Kind {
         }
     }
 
+    /// The axis that a factored slot (rows, cols) reduces to 1 for a param
+    /// of `ndim` dimensions; None for a param-shaped slot or a vector.
+    fn unit_axis(self, ndim: usize) -> Option<usize> {
+        match self {
+            Kind::Rows if ndim >= 2 => Some(ndim - 1),
+            Kind::Cols if ndim >= 2 => Some(ndim - 2),
+            _ => None,
+        }
+    }
+
     /// The shape of this slot's array for a param of `param` shape (`None`
     /// for a scalar slot).
     pub fn shape(self, param: &[usize]) -> Option<Vec<usize>> {
+        if self == Kind::Scalar {
+            return None;
+        }
         let mut s = param.to_vec();
-        let n = s.len();
-        match self {
-            Kind::Param => {}
-            Kind::Rows if n >= 2 => s[n - 1] = 1,
-            Kind::Cols if n >= 2 => s[n - 2] = 1,
-            Kind::Rows | Kind::Cols => {}
-            Kind::Scalar => return None,
+        if let Some(d) = self.unit_axis(s.len()) {
+            s[d] = 1;
         }
         Some(s)
     }
@@ -73,12 +81,8 @@ impl Kind {
         if self == Kind::Scalar || shape.len() != n {
             return false;
         }
-        let ones = match self {
-            Kind::Rows if n >= 2 => Some(n - 1),
-            Kind::Cols if n >= 2 => Some(n - 2),
-            _ => None,
-        };
-        (0..n).all(|d| shape[d] == if ones == Some(d) { 1 } else { param[d] })
+        let one = self.unit_axis(n);
+        (0..n).all(|d| shape[d] == if one == Some(d) { 1 } else { param[d] })
     }
 }
 
