@@ -38,23 +38,29 @@ def test_concurrent_calls_on_separate_arrays_match_sequential():
         assert a.tobytes() == b.tobytes()
 
 
-def test_concurrent_calls_sharing_a_param_never_tear_an_update():
+@pytest.mark.parametrize("others", [0, 3])
+def test_concurrent_calls_sharing_a_param_never_tear_an_update(others):
     # Two optimizers over the same array, stepped from two threads: each
-    # call either runs whole or raises a clear error; never a mix.
+    # call either runs whole or raises a clear error; never a mix. With
+    # `others`, the first optimizer also steps other arrays, so the shared
+    # one is not its only (or first) claimed span.
     n = 3_000_000
     g = np.full(n, 1.0, np.float32)
     for _ in range(5):
         p = np.zeros(n, np.float32)
-        opts = [optim.SGD([p], lr=0.5), optim.SGD([p], lr=0.25)]
+        rest = [np.zeros(n // 4, np.float32) for _ in range(others)]
+        first = [*rest[: others // 2], p, *rest[others // 2 :]]
+        opts = [optim.SGD(first, lr=0.5), optim.SGD([p], lr=0.25)]
+        grads = [[g[: x.size] for x in first], [g]]
         errors = []
 
-        def run(opt, errors):
+        def run(opt, grads, errors):
             try:
-                opt.step([g])
+                opt.step(grads)
             except ValueError as err:
                 errors.append(str(err))
 
-        workers = [threading.Thread(target=run, args=(o, errors)) for o in opts]
+        workers = [threading.Thread(target=run, args=(o, gs, errors)) for o, gs in zip(opts, grads)]
         for w in workers:
             w.start()
         for w in workers:

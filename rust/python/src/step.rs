@@ -289,51 +289,67 @@ fn label_of<R: Rule>(names: Names<'_, '_>, tensor: usize, role: Role) -> String 
     }
 }
 
-/// The memory written by the steps that run with the GIL released, by
-/// process id: another optimizer (another thread) stepping the same array
-/// is refused instead of tearing the update. Read and changed only with
-/// the GIL held, so a fork (which holds the GIL) never finds the lock
+/// The memory written by the steps that run with the GIL released, one
+/// entry per step: another optimizer (another thread) stepping the same
+/// array is refused instead of tearing the update. Read and changed only
+/// with the GIL held, so a fork (which holds the GIL) never finds the lock
 /// taken; a child ignores the entries of the parent's steps.
-static IN_FLIGHT: std::sync::Mutex<Vec<(u32, usize, usize)>> = std::sync::Mutex::new(Vec::new());
+static IN_FLIGHT: std::sync::Mutex<Vec<Claim>> = std::sync::Mutex::new(Vec::new());
 
-fn in_flight() -> std::sync::MutexGuard<'static, Vec<(u32, usize, usize)>> {
+/// The written spans of one released step, sorted by start; disjoint
+/// (the step's aliasing check refused any overlap), so their ends are
+/// sorted too.
+struct Claim {
+    pid: u32,
+    id: u64,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Claim {
+    /// Whether a span of this step overlaps `start .. end` (O(log n)).
+    fn overlaps(&self, start: usize, end: usize) -> bool {
+        let k = self.spans.partition_point(|&(_, e)| e <= start);
+        self.spans.get(k).is_some_and(|&(s, _)| s < end)
+    }
+}
+
+fn in_flight() -> std::sync::MutexGuard<'static, Vec<Claim>> {
     IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The written spans of a step, registered in [`IN_FLIGHT`] until dropped.
+/// A step's entry in [`IN_FLIGHT`], removed when dropped.
 struct Writing {
-    spans: Vec<(usize, usize)>,
+    id: u64,
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        let pid = std::process::id();
-        let mut table = in_flight();
-        for &(start, end) in &self.spans {
-            if let Some(k) = table.iter().position(|&e| e == (pid, start, end)) {
-                table.swap_remove(k);
-            }
-        }
+        in_flight().retain(|c| c.id != self.id);
     }
 }
 
 /// Refuses a written span that overlaps one a step on another thread is
 /// writing; with `register`, claims the spans until the result is dropped.
+/// `written` holds disjoint spans.
 fn claim<R: Rule>(
     written: &[Span],
     names: Names<'_, '_>,
     register: bool,
 ) -> PyResult<Option<Writing>> {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut table = in_flight();
     if table.is_empty() && !register {
         return Ok(None); // nothing to refuse, nothing to claim
     }
     let pid = std::process::id();
-    for s in written {
-        let busy = table
+    let mine: Vec<&Claim> = table.iter().filter(|c| c.pid == pid).collect();
+    if !mine.is_empty() {
+        // The first written span in (tensor, role) order that is busy.
+        let busy = written
             .iter()
-            .any(|&(p, start, end)| p == pid && start < s.end && s.start < end);
-        if busy {
+            .filter(|s| mine.iter().any(|c| c.overlaps(s.start, s.end)))
+            .min_by_key(|s| (s.tensor, s.role));
+        if let Some(s) = busy {
             return Err(value_error(format!(
                 "{} is being written by a concurrent call (another optimizer stepping \
                  the same memory on another thread)",
@@ -344,9 +360,11 @@ fn claim<R: Rule>(
     if !register {
         return Ok(None);
     }
-    let spans: Vec<(usize, usize)> = written.iter().map(|s| (s.start, s.end)).collect();
-    table.extend(spans.iter().map(|&(a, b)| (pid, a, b)));
-    Ok(Some(Writing { spans }))
+    let mut spans: Vec<(usize, usize)> = written.iter().map(|s| (s.start, s.end)).collect();
+    spans.sort_unstable();
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    table.push(Claim { pid, id, spans });
+    Ok(Some(Writing { id }))
 }
 
 /// Refuses any overlap between a written array and another array of the
