@@ -10,6 +10,7 @@ import numpy.typing as npt
 __all__ = [
     "MAX_SPAWN",
     "PhiloxStream",
+    "StepCache",
     "__version__",
     "_buffer_cache",
     "_clear_buffer_cache",
@@ -77,7 +78,17 @@ def optimizer_step(
     check_finite: bool,
     grad_scale: float | None = None,
     low: tuple[str, str, list[Any] | None, list[list[Any]], tuple[int, int] | None] | None = None,
+    cache: StepCache | None = None,
 ) -> bool: ...
+
+# What an optimizer's last small step checked (rust/python/src/plan.rs).
+@final
+class StepCache:
+    def __new__(cls) -> StepCache: ...
+    @property
+    def planned(self) -> bool: ...
+    def clear(self) -> None: ...
+
 def optimizer_check(rule: str, group: dict[str, Any]) -> None: ...
 def optimizer_rule(rule: str) -> tuple[list[str], list[tuple[str, str, str]], bool]: ...
 def slot_shape(kind: str, shape: Sequence[int]) -> list[int] | None: ...

@@ -149,6 +149,9 @@ class Optimizer:
         rng: Generator | None = None,
     ):
         attach_lock(self)
+        # What the last small step checked, so that the next checks it by
+        # identity (rust/python/src/plan.rs).
+        self._cache = _core.StepCache()
         self.defaults = dict(defaults)
         self._validate(self.defaults, "")
         self.check_finite = _flag("check_finite", check_finite)
@@ -382,6 +385,7 @@ class Optimizer:
                 self.check_finite,
                 grad_scale,
                 low,
+                self._cache,
             )
             if stepped:
                 self.last_step_skipped = False

@@ -11,6 +11,7 @@ mod interrupt;
 mod many;
 mod optim;
 mod optimize;
+mod plan;
 mod random;
 mod regularization;
 mod runtime;
@@ -58,6 +59,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(averaging::average_update, m)?)?;
     m.add_function(wrap_pyfunction!(averaging::average_check, m)?)?;
     m.add_class::<random::PhiloxStream>()?;
+    m.add_class::<plan::StepCache>()?;
     m.add_function(wrap_pyfunction!(random::philox_algorithm, m)?)?;
     m.add_function(wrap_pyfunction!(random::philox_block, m)?)?;
     m.add_function(wrap_pyfunction!(regularization::dropout, m)?)?;

@@ -61,7 +61,7 @@ type LowArg<'py> = (
 /// One step of rule `rule` over all param groups; see `step.rs`. Returns
 /// False when skipped (check_finite and a grad was not finite).
 #[pyfunction]
-#[pyo3(signature = (rule, params, grads, state, steps, groups, group_of, labels, check_finite, grad_scale=None, low=None))]
+#[pyo3(signature = (rule, params, grads, state, steps, groups, group_of, labels, check_finite, grad_scale=None, low=None, cache=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn optimizer_step<'py>(
     py: Python<'py>,
@@ -76,6 +76,7 @@ pub fn optimizer_step<'py>(
     check_finite: bool,
     grad_scale: Option<f64>,
     low: Option<LowArg<'py>>,
+    cache: Option<Bound<'py, crate::plan::StepCache>>,
 ) -> PyResult<bool> {
     let low = match &low {
         None => None,
@@ -108,6 +109,7 @@ pub fn optimizer_step<'py>(
         check_finite,
         grad_scale,
         low,
+        cache: cache.as_ref(),
     };
     with_rule!(rule, R => step::step::<R>(py, call))
 }

@@ -17,6 +17,10 @@
 //!    finite, and run the rule over all tensors as one job;
 //! 4. store the new state and count the step of every active tensor.
 //!
+//! A small step (run inline) with all its state records what it checked in
+//! the optimizer's plan cache; the next one takes it when every object is
+//! the same one, unchanged (`plan.rs`), and runs the same [`execute`].
+//!
 //! Arrays are used without rust-numpy's borrow table: the optimizer
 //! serialises its own calls (a lock in Python) and the memory check of step
 //! 2 refuses aliasing, so a process forked while another thread was in a
@@ -160,7 +164,7 @@ pub fn read_hyper<R: Rule>(group: &Bound<'_, PyDict>) -> lec7rs_core::Result<R::
 }
 
 /// One group: its hyperparameters (checked) and its frozen flag.
-fn read_group<R: Rule>(g: usize, item: &Bound<'_, PyAny>) -> PyResult<(R::Hyper, bool)> {
+pub(crate) fn read_group<R: Rule>(g: usize, item: &Bound<'_, PyAny>) -> PyResult<(R::Hyper, bool)> {
     let where_ = || format!("param_groups[{g}]");
     let group = item
         .cast::<PyDict>()
@@ -224,7 +228,7 @@ fn private_array<'py, T: Element>(
 }
 
 /// The memory span of an array, for the aliasing check.
-fn span(arr: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
+pub(crate) fn span(arr: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
     let shape = arr.shape();
     if shape.contains(&0) {
         return None;
@@ -259,9 +263,9 @@ enum Role {
 }
 
 #[derive(Clone, Copy)]
-struct Span {
-    start: usize,
-    end: usize,
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
     tensor: usize,
     role: Role,
 }
@@ -311,6 +315,11 @@ impl Claim {
         let k = self.spans.partition_point(|&(_, e)| e <= start);
         self.spans.get(k).is_some_and(|&(s, _)| s < end)
     }
+}
+
+/// Whether no released step is in flight (in any process).
+pub(crate) fn in_flight_is_empty() -> bool {
+    in_flight().is_empty()
 }
 
 fn in_flight() -> std::sync::MutexGuard<'static, Vec<Claim>> {
@@ -402,7 +411,7 @@ fn check_aliasing<R: Rule>(mut spans: Vec<Span>, names: Names<'_, '_>) -> PyResu
 /// The element type of an array as the kernels see it: a 16-bit float
 /// comes as its bits (a `uint16` view made by Python), 8-bit state as int8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Elem {
+pub(crate) enum Elem {
     F32,
     F64,
     U16,
@@ -410,7 +419,7 @@ enum Elem {
 }
 
 impl Elem {
-    fn of(dtype: Dtype) -> Elem {
+    pub(crate) fn of(dtype: Dtype) -> Elem {
         match dtype {
             Dtype::F32 => Elem::F32,
             Dtype::F64 => Elem::F64,
@@ -506,23 +515,23 @@ unsafe fn slice_mut<'a, X>(arr: &'a Bound<'_, PyUntypedArray>) -> &'a mut [X] {
 }
 
 /// The arrays of one active tensor, checked.
-struct Arrays<'py> {
-    index: usize,
-    param: Bound<'py, PyUntypedArray>,
-    shape: Vec<usize>,
+pub(crate) struct Arrays<'py> {
+    pub index: usize,
+    pub param: Bound<'py, PyUntypedArray>,
+    pub shape: Vec<usize>,
     /// C-contiguous: the grad itself, or NumPy's C-order copy of it.
-    grad: Bound<'py, PyUntypedArray>,
-    grad_elem: Elem,
+    pub grad: Bound<'py, PyUntypedArray>,
+    pub grad_elem: Elem,
     /// Existing or new state arrays (None: unused or scalar), their element
     /// types and, for 8-bit slots, their absmax arrays.
-    slots: [Option<Bound<'py, PyUntypedArray>>; MAX_SLOTS],
-    elems: [Elem; MAX_SLOTS],
-    absmax: [Option<Bound<'py, PyUntypedArray>>; MAX_SLOTS],
-    fresh: [bool; MAX_SLOTS],
-    scalars: [f64; MAX_SLOTS],
-    master: Option<Bound<'py, PyUntypedArray>>,
-    fresh_master: bool,
-    hyper_group: usize,
+    pub slots: [Option<Bound<'py, PyUntypedArray>>; MAX_SLOTS],
+    pub elems: [Elem; MAX_SLOTS],
+    pub absmax: [Option<Bound<'py, PyUntypedArray>>; MAX_SLOTS],
+    pub fresh: [bool; MAX_SLOTS],
+    pub scalars: [f64; MAX_SLOTS],
+    pub master: Option<Bound<'py, PyUntypedArray>>,
+    pub fresh_master: bool,
+    pub hyper_group: usize,
 }
 
 /// The Python lists of one step call.
@@ -538,6 +547,8 @@ pub struct Call<'a, 'py> {
     pub grad_scale: Option<f64>,
     /// Low-precision storage (None: every array has the params' dtype).
     pub low: Option<Low<'a, 'py>>,
+    /// The optimizer's cached plan (None: check everything every call).
+    pub cache: Option<&'a Bound<'py, crate::plan::StepCache>>,
 }
 
 /// How state dtype `state_dtype` stores the moments.
@@ -586,6 +597,11 @@ impl Low<'_, '_> {
 
 /// One step of rule `R`; returns false when skipped (a grad not finite).
 pub fn step<R: Rule>(py: Python<'_>, call: Call<'_, '_>) -> PyResult<bool> {
+    if let Some(cache) = call.cache {
+        if let Some(stepped) = crate::plan::fast::<R>(py, &call, cache)? {
+            return Ok(stepped);
+        }
+    }
     let groups: Vec<(R::Hyper, bool)> = call
         .groups
         .iter()
@@ -899,15 +915,75 @@ fn run<R: Rule, T: Real + Element>(
             t.master = Some(Elem::F32.zeros(py, &t.shape)?);
         }
     }
-    let check_finite = call.check_finite;
+    // A small plain step with all its state: the next may take its plan.
+    let fresh = tensors.iter().any(|t| t.fresh.contains(&true));
+    let record = call.cache.filter(|_| low.is_none() && inline && !fresh);
+    let plan = match record {
+        Some(_) => Some(crate::plan::Plan::of::<R, T>(
+            call, groups, &tensors, written,
+        )?),
+        None => None,
+    };
+    let stepped = execute::<R, T>(
+        py,
+        Execute {
+            low,
+            check_finite: call.check_finite,
+            grad_scale: call.grad_scale,
+            inline,
+            groups,
+            scalar_arrays: &scalar_arrays,
+            lists: &lists,
+            counts,
+        },
+        &mut tensors,
+        &next,
+    )?;
+    if let (true, Some(cache), Some(plan)) = (stepped, call.cache, plan) {
+        cache.borrow_mut().set(plan);
+    }
+    Ok(stepped)
+}
+
+/// What [`execute`] needs besides the checked arrays.
+pub(crate) struct Execute<'a, 'py, H> {
+    pub low: Option<&'a Low<'a, 'py>>,
+    pub check_finite: bool,
+    pub grad_scale: Option<f64>,
+    /// Run on this thread with the GIL held (else released).
+    pub inline: bool,
+    pub groups: &'a [(H, bool)],
+    pub scalar_arrays: &'a [Option<Bound<'py, PyArray1<f64>>>],
+    pub lists: &'a [Option<Bound<'py, PyList>>],
+    pub counts: &'a mut [i64],
+}
+
+/// Runs a checked step (the state created) and commits it: the new state,
+/// scalars and step counts. Returns false when skipped.
+pub(crate) fn execute<R: Rule, T: Real + Element>(
+    py: Python<'_>,
+    e: Execute<'_, '_, R::Hyper>,
+    tensors: &mut [Arrays<'_>],
+    next: &[u64],
+) -> PyResult<bool> {
+    let Execute {
+        low,
+        check_finite,
+        grad_scale,
+        inline,
+        groups,
+        scalar_arrays,
+        lists,
+        counts,
+    } = e;
     let (stepped, new_scalars) = match low {
         None => {
-            let grad_scale = call.grad_scale.map(T::from_f64);
+            let grad_scale = grad_scale.map(T::from_f64);
             // SAFETY (slices): C-contiguous and of `T` (checked), alive for
             // the call, and no other array of the call shares their memory.
             let views: Vec<Tensor<'_, T, R::Hyper>> = tensors
                 .iter()
-                .zip(&next)
+                .zip(next)
                 .map(|(t, &step)| Tensor {
                     param: unsafe { slice_mut::<T>(&t.param) },
                     grad: unsafe { slice_mut::<T>(&t.grad) },
@@ -933,7 +1009,7 @@ fn run<R: Rule, T: Real + Element>(
             let format = l.half.unwrap_or(Half::Bf16);
             let views: Vec<LowTensor<'_, R::Hyper>> = tensors
                 .iter()
-                .zip(&next)
+                .zip(next)
                 .map(|(t, &step)| unsafe {
                     // SAFETY: as above, with each array's element type.
                     let slot = |k: usize| match (&t.slots[k], t.elems[k], &t.absmax[k]) {
@@ -963,7 +1039,7 @@ fn run<R: Rule, T: Real + Element>(
                         fresh: t.fresh,
                         step,
                         hyper: groups[t.hyper_group].0,
-                        grad_scale: call.grad_scale.map(|c| c as f32),
+                        grad_scale: grad_scale.map(|c| c as f32),
                         index: t.index as u32,
                     }
                 })
@@ -980,7 +1056,7 @@ fn run<R: Rule, T: Real + Element>(
         return Ok(false);
     }
     // Commit: new state, scalars and step counts.
-    for ((t, &step), scalars) in tensors.iter_mut().zip(&next).zip(&new_scalars) {
+    for ((t, &step), scalars) in tensors.iter_mut().zip(next).zip(&new_scalars) {
         let i = t.index;
         for k in 0..R::SLOTS.len() {
             if let Some(arr) = &scalar_arrays[k] {
