@@ -978,7 +978,11 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
     } = e;
     let (stepped, new_scalars) = match low {
         None => {
-            let grad_scale = grad_scale.map(T::from_f64);
+            // Converted from a value that is there: the compiler may
+            // otherwise convert the bits of None (often a denormal, whose
+            // assist costs more than the conversion) before it looks.
+            let scale = T::from_f64(std::hint::black_box(grad_scale.unwrap_or(1.0)));
+            let grad_scale = grad_scale.is_some().then_some(scale);
             // SAFETY (slices): C-contiguous and of `T` (checked), alive for
             // the call, and no other array of the call shares their memory.
             let views: Vec<Tensor<'_, T, R::Hyper>> = tensors
@@ -1007,6 +1011,7 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
         }
         Some(l) => {
             let format = l.half.unwrap_or(Half::Bf16);
+            let scale32 = std::hint::black_box(grad_scale.unwrap_or(1.0)) as f32;
             let views: Vec<LowTensor<'_, R::Hyper>> = tensors
                 .iter()
                 .zip(next)
@@ -1039,7 +1044,7 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
                         fresh: t.fresh,
                         step,
                         hyper: groups[t.hyper_group].0,
-                        grad_scale: grad_scale.map(|c| c as f32),
+                        grad_scale: grad_scale.is_some().then_some(scale32),
                         index: t.index as u32,
                     }
                 })
