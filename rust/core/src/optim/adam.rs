@@ -42,34 +42,51 @@ crate::hyperparameters! {
 pub struct Adam;
 
 /// How weight decay enters a step (Adam's L2 penalty or AdamW's decay).
+///
+/// A struct with its constant always defined (zero without decay), not an
+/// enum with payloads: the compiler may compute both arms of the branch
+/// and select, and the undefined payload of a payload-less variant can be
+/// a denormal, which costs an assist per vector at the SSE level (Adam on
+/// a 1k tensor at the scalar level: 21 us per step instead of 5).
 #[derive(Clone, Copy, Debug)]
-pub enum Decay<T> {
+pub struct Decay<T> {
+    kind: DecayKind,
+    /// `wd` for L2, `1 - lr * wd` for decoupled, 0 without decay.
+    c: T,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DecayKind {
     None,
     /// Add `wd * p` to the gradient.
-    L2(T),
-    /// Multiply the param by this factor (`1 - lr * wd`).
-    Decoupled(T),
+    L2,
+    /// Multiply the param by `1 - lr * wd`.
+    Decoupled,
 }
 
 impl<T: Real> Decay<T> {
     pub fn new(lr: f64, weight_decay: f64, decoupled: bool) -> Self {
-        if weight_decay == 0.0 {
-            Decay::None
+        let (kind, c) = if weight_decay == 0.0 {
+            (DecayKind::None, 0.0)
         } else if decoupled {
-            Decay::Decoupled(T::from_f64(1.0 - lr * weight_decay))
+            (DecayKind::Decoupled, 1.0 - lr * weight_decay)
         } else {
-            Decay::L2(T::from_f64(weight_decay))
+            (DecayKind::L2, weight_decay)
+        };
+        Decay {
+            kind,
+            c: T::from_f64(c),
         }
     }
 
     /// Applies the decay to the param `p` or the grad `g`.
     #[inline(always)]
     pub fn apply<L: Lanes<T>>(self, p: &mut L, g: &mut L) {
-        match self {
-            Decay::None => {}
-            // SAFETY (splat): `L` values exist only where the CPU supports `L`.
-            Decay::L2(wd) => *g = g.add(unsafe { L::splat(wd) }.mul(*p)),
-            Decay::Decoupled(factor) => *p = p.mul(unsafe { L::splat(factor) }),
+        // SAFETY (splat): `L` values exist only where the CPU supports `L`.
+        match self.kind {
+            DecayKind::None => {}
+            DecayKind::L2 => *g = g.add(unsafe { L::splat(self.c) }.mul(*p)),
+            DecayKind::Decoupled => *p = p.mul(unsafe { L::splat(self.c) }),
         }
     }
 }
