@@ -240,3 +240,33 @@ def test_the_plan_cache_starts_empty_and_can_be_cleared():
     for _ in range(2):
         big.step([np.ones(1 << 20, np.float32)])
     assert not big._cache.planned  # a released step is never planned
+
+
+class _ReenteringLr:
+    """An lr whose conversion steps the optimizer again (once)."""
+
+    def __init__(self, grads):
+        self.opt, self.grads, self.inside = None, grads, False
+
+    def __float__(self):
+        if self.opt is not None and not self.inside:
+            self.inside = True
+            try:
+                self.opt.step(self.grads)
+            finally:
+                self.inside = False
+        return 0.01
+
+
+def test_a_step_re_entered_from_a_hyperparameter_is_the_checked_one():
+    (a, pa, ga), (b, pb, gb) = _pair(optim.SGD, dict(lr=0.1, momentum=0.9))
+    for opt, grads in ((a, ga), (b, gb)):
+        opt.step(grads)
+        opt.step(grads)
+        lr = _ReenteringLr(grads)
+        opt.param_groups[0]["lr"] = lr
+        lr.opt = opt
+    for _ in range(3):
+        a.step(ga)
+        b.step(gb)
+        assert _snapshot(a, pa) == _snapshot(b, pb)

@@ -940,7 +940,11 @@ fn run<R: Rule, T: Real + Element>(
         &next,
     )?;
     if let (true, Some(cache), Some(plan)) = (stepped, call.cache, plan) {
-        cache.borrow_mut().set(plan);
+        // Busy only in a step re-entered from Python code this step ran
+        // (a hyperparameter's `__float__`): that step keeps its plan.
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            cache.set(plan);
+        }
     }
     Ok(stepped)
 }
