@@ -249,8 +249,10 @@ impl Plan {
         let group_items = call
             .group_of
             .iter()
-            .map(|g| Ok((g.extract::<usize>()?, g.unbind())))
-            .map(|r: PyResult<_>| r.map(|(v, g)| (g, v)))
+            .map(|g| {
+                let index = g.extract::<usize>()?;
+                Ok((g.unbind(), index))
+            })
             .collect::<PyResult<_>>()?;
         let dicts = call
             .groups
@@ -495,11 +497,7 @@ fn run<R: Rule, T: Real + Element>(
             }
             slots[k] = Some(meta.obj.bind(py).cast::<PyUntypedArray>()?.clone());
         }
-        let Some(step) = u64::try_from(counts[i])
-            .ok()
-            .and_then(|s| s.checked_add(1))
-            .filter(|&s| s <= i64::MAX as u64)
-        else {
+        let Some(step) = step::next_step(counts[i]) else {
             return Ok(None);
         };
         next.push(step);

@@ -853,16 +853,12 @@ fn run<R: Rule, T: Real + Element>(
                 master = Some(arr);
             }
         }
-        let step = u64::try_from(counts[i])
-            .ok()
-            .and_then(|s| s.checked_add(1))
-            .filter(|&s| s <= i64::MAX as u64)
-            .ok_or_else(|| {
-                value_error(format!(
-                    "state of {p_name}: step count {} cannot be incremented",
-                    counts[i]
-                ))
-            })?;
+        let step = next_step(counts[i]).ok_or_else(|| {
+            value_error(format!(
+                "state of {p_name}: step count {} cannot be incremented",
+                counts[i]
+            ))
+        })?;
         next.push(step);
         tensors.push(Arrays {
             index: i,
@@ -1132,4 +1128,13 @@ fn compute<'a, R: Rule, T: Real>(
     }
     let r = optim::step::<R, T>(&mut views).map(|()| true);
     (r, views)
+}
+
+/// The step count after `count`: `count + 1` where the old count is a
+/// valid one (0 ..= i64::MAX - 1), else None.
+pub(crate) fn next_step(count: i64) -> Option<u64> {
+    u64::try_from(count)
+        .ok()
+        .and_then(|s| s.checked_add(1))
+        .filter(|&s| s <= i64::MAX as u64)
 }
