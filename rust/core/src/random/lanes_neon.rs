@@ -14,6 +14,7 @@ pub struct NeonWords(uint32x4_t);
 // guarantee NEON.
 impl Words for NeonWords {
     const N: usize = 4;
+    const PASS: usize = 4;
 
     #[inline(always)]
     unsafe fn splat(x: u32) -> Self {

@@ -70,6 +70,12 @@ pub fn counter_words(c: u128) -> [u32; 4] {
 /// instruction set; operations on an existing value are then safe.
 pub trait Words: Copy {
     const N: usize;
+    /// How many registers [`blocks16`] takes through the ten rounds
+    /// together (a power of two dividing `16 / N`): enough independent
+    /// multiply chains to hide their latency, few enough that the four
+    /// words of each, the two multipliers and the products fit in the
+    /// level's register file without spilling.
+    const PASS: usize;
 
     /// # Safety
     /// The CPU supports this type's instruction set.
@@ -128,6 +134,7 @@ pub trait Words: Copy {
 
 impl Words for u32 {
     const N: usize = 1;
+    const PASS: usize = 2;
 
     #[inline(always)]
     unsafe fn splat(x: u32) -> Self {
@@ -181,12 +188,27 @@ impl<V: Words> RoundKeys<V> {
     }
 }
 
+/// Round `r` of Philox on every register of `set`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn round<V: Words>(set: &mut [[V; 4]], keys: &RoundKeys<V>, r: usize) {
+    for i in 0..set.len() {
+        let [c0, c1, c2, c3] = set[i];
+        let (hi0, lo0) = c0.mulhilo(keys.m0);
+        let (hi1, lo1) = c2.mulhilo(keys.m1);
+        set[i] = [hi1.xor3(c1, keys.k0[r]), lo1, hi0.xor3(c3, keys.k1[r]), lo0];
+    }
+}
+
 /// [`block`] of the 16 counters `first .. first + 16`, whose low words
 /// must not wrap, word-major: `out[16 * w + j]` is word `w` of block `j`.
 ///
-/// The `16 / V::N` registers go through the rounds together: one block's
-/// rounds are a chain of dependent multiplies, and interleaving independent
-/// chains keeps the multiplier busy. (Index loops: iterator adapters are not
+/// The `16 / V::N` registers go through the rounds [`Words::PASS`] at a
+/// time: one block's rounds are a chain of dependent multiplies, and
+/// interleaving independent chains keeps the multiplier busy, but more
+/// chains than the registers hold spill to the stack (AVX2's 16 ymm
+/// registers hold two sets of four words, not four). The out-of-order core
+/// overlaps consecutive passes. (Index loops: iterator adapters are not
 /// always inlined into the dispatching `#[target_feature]` function in
 /// builds without LTO.)
 ///
@@ -206,18 +228,22 @@ pub unsafe fn blocks16<V: Words>(first: u128, keys: &RoundKeys<V>, out: &mut [u3
     for r in 0..regs {
         x[r] = [V::iota(lo + (r * V::N) as u32), c1, c2, c3];
     }
-    for round in 0..ROUNDS {
-        for r in 0..regs {
-            let [c0, c1, c2, c3] = x[r];
-            let (hi0, lo0) = c0.mulhilo(keys.m0);
-            let (hi1, lo1) = c2.mulhilo(keys.m1);
-            x[r] = [
-                hi1.xor3(c1, keys.k0[round]),
-                lo1,
-                hi0.xor3(c3, keys.k1[round]),
-                lo0,
-            ];
-        }
+    let pass = V::PASS.min(regs);
+    for first in (0..regs).step_by(pass) {
+        let set = &mut x[first..first + pass];
+        // Spelled out: LLVM does not unroll the rounds of a wide lane type
+        // by itself, and the loop then reloads what it cannot keep.
+        const { assert!(ROUNDS == 10) };
+        round(set, keys, 0);
+        round(set, keys, 1);
+        round(set, keys, 2);
+        round(set, keys, 3);
+        round(set, keys, 4);
+        round(set, keys, 5);
+        round(set, keys, 6);
+        round(set, keys, 7);
+        round(set, keys, 8);
+        round(set, keys, 9);
     }
     let out = out.as_mut_ptr();
     if regs == 1 {
