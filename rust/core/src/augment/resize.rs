@@ -267,19 +267,22 @@ struct RowFilter {
     /// The index of the zero after the row.
     zero: i32,
     weight: Vec<Vec<f32>>,
-    /// For two taps: per block of [`BLOCK`] values, the first index of the
-    /// [`WINDOW`] row values that all its taps read, or -1 if they spread
-    /// wider (downscaling, or a border tap on the zero).
+    /// For two taps and a [`permute::Shape`]: per part of `part` output
+    /// values, the first index of the `window` row values that all its taps
+    /// read, or -1 if they spread wider (downscaling, or a border tap on
+    /// the zero).
     bases: Vec<i32>,
 }
 
 /// Output values per block of the permuting horizontal pass.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const BLOCK: usize = 16;
-/// Row values a block may read: two AVX-512 registers.
+/// The most row values a block may read (two AVX-512 registers): the room
+/// left after the row.
 const WINDOW: usize = 32;
 
 impl RowFilter {
-    fn new(taps: &Taps, lanes: usize, zero: usize) -> Result<Self> {
+    fn new(taps: &Taps, lanes: usize, zero: usize, shape: Option<permute::Shape>) -> Result<Self> {
         const WHAT: &str = "the resize filter's tables";
         let values = crate::alloc::product(&[taps.start.len(), lanes], WHAT)?;
         let mut index = crate::alloc::with_capacity(taps.taps, WHAT)?;
@@ -298,23 +301,24 @@ impl RowFilter {
         }
         // The zero slot (taps beyond a pixel's count) is not read through
         // the window: `permute` zeroes those lanes.
-        let bases = if taps.taps == 2 {
-            let bases = index[0]
-                .chunks_exact(BLOCK)
-                .zip(index[1].chunks_exact(BLOCK))
-                .map(|(a, b)| {
-                    let read = a.iter().chain(b).copied().filter(|&i| i != zero as i32);
-                    let lo = read.clone().min().unwrap_or(0);
-                    let hi = read.max().unwrap_or(0);
-                    if ((hi - lo) as usize) < WINDOW {
-                        lo
-                    } else {
-                        -1
-                    }
-                });
-            crate::alloc::collect(bases, WHAT)?
-        } else {
-            Vec::new()
+        let bases = match shape {
+            Some(permute::Shape { part, window }) if taps.taps == 2 => {
+                let bases = index[0]
+                    .chunks_exact(part)
+                    .zip(index[1].chunks_exact(part))
+                    .map(|(a, b)| {
+                        let read = a.iter().chain(b).copied().filter(|&i| i != zero as i32);
+                        let lo = read.clone().min().unwrap_or(0);
+                        let hi = read.max().unwrap_or(0);
+                        if ((hi - lo) as usize) < window {
+                            lo
+                        } else {
+                            -1
+                        }
+                    });
+                crate::alloc::collect(bases, WHAT)?
+            }
+            _ => Vec::new(),
         };
         Ok(RowFilter {
             index,
@@ -343,13 +347,15 @@ fn resize_image<T: Pixel>(
     let ty = taps(b.height, spec.out_h, spec.antialias)?;
     let tx = taps(b.width, spec.out_w, spec.antialias)?;
     let span = b.width * lanes;
-    let filter = RowFilter::new(&tx, lanes, span)?;
+    // Read once: the level may be set again while this call runs.
+    let shape = permute::shape();
+    let filter = RowFilter::new(&tx, lanes, span, shape)?;
     let (in_row, out_row) = (batch.w * lanes, spec.out_w * lanes);
     let (in_plane, out_plane) = (in_row * batch.h, out_row * spec.out_h);
     // The box's row after the vertical pass, a zero after it, and room for
     // the window of the last block.
     let mut row = crate::alloc::filled(span + 1 + WINDOW, 0f32, WHAT)?;
-    let permute = permute::available();
+    let permute = shape.is_some();
     // Large outputs do not stay in cache: stream them (no read of the
     // destination lines before writing them), as dropout does.
     let stream = permute
@@ -384,10 +390,11 @@ fn resize_image<T: Pixel>(
                     match tx.taps {
                         1 => horizontal_store::<T, 1>(d_row, &row, [&ix[0]], [&wx[0]]),
                         2 if permute => {
-                            // SAFETY: AVX-512F (`available`); `row` has
+                            // SAFETY: `shape` is this CPU's; `row` has
                             // `WINDOW` values after every base.
                             unsafe {
                                 permute::horizontal2(
+                                    shape,
                                     d_row,
                                     &row,
                                     [&ix[0], &ix[1]],
@@ -568,33 +575,61 @@ fn horizontal_last<T: Pixel>(
     }
 }
 
-/// The two-tap horizontal pass (bilinear upscaling) with AVX-512 permutes
-/// instead of gathers: the taps of 16 consecutive output values read at
-/// most [`WINDOW`] consecutive row values, loaded in two registers and
-/// picked with `vpermt2ps`. The same multiplies and adds in the same order
-/// as [`horizontal_store`], so the same bits.
-#[cfg(target_arch = "x86_64")]
+/// The two-tap horizontal pass (bilinear upscaling) with permutes instead
+/// of gathers: the taps of a part of consecutive output values read at
+/// most `window` consecutive row values, which are loaded in two registers
+/// and picked by index (AVX-512: `vpermt2ps`, 16 values from 32; AVX2:
+/// two `vpermps` and a blend, 8 values from 16, a block being two parts).
+/// The same multiplies and adds in the same order as [`horizontal_store`],
+/// so the same bits.
 mod permute {
-    use super::{horizontal_store, Pixel, BLOCK};
-    use crate::simd::{self, Level};
-    use std::any::TypeId;
-    use std::arch::x86_64::*;
+    /// The parts a level's permuting pass works in (see [`super::RowFilter`]).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub struct Shape {
+        /// Output values per part (one register).
+        pub part: usize,
+        /// Row values a part may read (two registers).
+        pub window: usize,
+    }
 
-    pub fn available() -> bool {
-        simd::level() == Level::Avx512
+    /// The shape of this level's permuting pass, None where it has none.
+    pub fn shape() -> Option<Shape> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::simd::{self, Level};
+            match simd::level() {
+                Level::Avx512 => Some(Shape {
+                    part: 16,
+                    window: 32,
+                }),
+                Level::Avx2 => Some(Shape {
+                    part: 8,
+                    window: 16,
+                }),
+                _ => None,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        None
     }
 
     /// Orders the streaming stores before the image is handed back.
     pub fn fence() {
         // SAFETY: SSE2, part of x86_64.
-        unsafe { _mm_sfence() }
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            std::arch::x86_64::_mm_sfence()
+        }
     }
 
     /// # Safety
-    /// The CPU has AVX-512F; `row` has `WINDOW` values from every
-    /// non-negative `bases[b]`, and block `b`'s indices lie in that window.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn horizontal2<T: Pixel>(
+    /// `shape` is [`shape`]'s answer on this CPU (not None); `row` has
+    /// `WINDOW` values from every non-negative `bases[b]`, and part `b`'s
+    /// indices lie in its window.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn horizontal2<T: super::Pixel>(
+        shape: Option<Shape>,
         dst: &mut [T],
         row: &[f32],
         index: [&[i32]; 2],
@@ -603,96 +638,215 @@ mod permute {
         zero: i32,
         stream: bool,
     ) {
-        let n = dst.len();
-        let (i0, i1, w0, w1) = (
-            &index[0][..n],
-            &index[1][..n],
-            &weight[0][..n],
-            &weight[1][..n],
-        );
-        let blocks = (n / BLOCK).min(bases.len());
-        let bytes = TypeId::of::<T>() == TypeId::of::<u8>();
-        let floats = TypeId::of::<T>() == TypeId::of::<f32>();
-        let zero = _mm512_set1_epi32(zero);
-        for (b, &base) in bases[..blocks].iter().enumerate() {
-            let o = b * BLOCK;
-            if base < 0 || !(bytes || floats) {
-                let part = o..o + BLOCK;
-                horizontal_store::<T, 2>(
-                    &mut dst[part.clone()],
-                    row,
-                    [&i0[part.clone()], &i1[part.clone()]],
-                    [&w0[part.clone()], &w1[part]],
-                );
-                continue;
-            }
-            let p = row.as_ptr().add(base as usize);
-            let (lo, hi) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
-            let shift = _mm512_set1_epi32(base);
-            let fetch = |index: &[i32]| {
-                let at = _mm512_loadu_si512(index.as_ptr().add(o).cast());
-                let v = _mm512_permutex2var_ps(lo, _mm512_sub_epi32(at, shift), hi);
-                // Lanes on the zero slot read 0, as the gather would.
-                _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, zero), v)
-            };
-            let (v0, v1) = (fetch(i0), fetch(i1));
-            let acc = _mm512_add_ps(
-                _mm512_mul_ps(_mm512_loadu_ps(w0.as_ptr().add(o)), v0),
-                _mm512_mul_ps(_mm512_loadu_ps(w1.as_ptr().add(o)), v1),
-            );
-            if bytes {
-                // `finish` and `from_f32` of u8: clamp to [0, 255], then
-                // the low byte of `v + 2^23` (rounded, ties to even).
-                let v = _mm512_min_ps(
-                    _mm512_max_ps(acc, _mm512_setzero_ps()),
-                    _mm512_set1_ps(255.0),
-                );
-                let v = _mm512_add_ps(v, _mm512_set1_ps(8_388_608.0));
-                let packed = _mm512_cvtepi32_epi8(_mm512_castps_si512(v));
-                let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
-                if stream && (at as usize).is_multiple_of(16) {
-                    _mm_stream_si128(at, packed);
-                } else {
-                    _mm_storeu_si128(at, packed);
-                }
-            } else {
-                let at = dst.as_mut_ptr().add(o).cast::<f32>();
-                if stream && (at as usize).is_multiple_of(64) {
-                    _mm512_stream_ps(at, acc);
-                } else {
-                    _mm512_storeu_ps(at, acc);
-                }
-            }
+        #[cfg(target_arch = "x86_64")]
+        match shape.map(|s| s.part) {
+            Some(16) => return x86::avx512::<T>(dst, row, index, weight, bases, zero, stream),
+            Some(8) => return x86::avx2::<T>(dst, row, index, weight, bases, zero, stream),
+            _ => {}
         }
-        let rest = blocks * BLOCK..n;
-        horizontal_store::<T, 2>(
-            &mut dst[rest.clone()],
-            row,
-            [&i0[rest.clone()], &i1[rest.clone()]],
-            [&w0[rest.clone()], &w1[rest]],
-        );
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-mod permute {
-    pub fn available() -> bool {
-        false
-    }
-
-    pub fn fence() {}
-
-    /// Never called: `available()` is false.
-    pub unsafe fn horizontal2<T: super::Pixel>(
-        dst: &mut [T],
-        row: &[f32],
-        index: [&[i32]; 2],
-        weight: [&[f32]; 2],
-        _bases: &[i32],
-        _zero: i32,
-        _stream: bool,
-    ) {
+        let _ = (shape, bases, zero, stream);
         super::horizontal_store::<T, 2>(dst, row, index, weight)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        use super::super::{horizontal_store, Pixel, BLOCK};
+        use std::any::TypeId;
+        use std::arch::x86_64::*;
+        use std::ops::Range;
+
+        /// The fallback for the block of outputs `part`.
+        #[inline(always)]
+        fn scalar<T: Pixel>(
+            dst: &mut [T],
+            row: &[f32],
+            index: [&[i32]; 2],
+            weight: [&[f32]; 2],
+            part: Range<usize>,
+        ) {
+            horizontal_store::<T, 2>(
+                &mut dst[part.clone()],
+                row,
+                [&index[0][part.clone()], &index[1][part.clone()]],
+                [&weight[0][part.clone()], &weight[1][part]],
+            );
+        }
+
+        /// # Safety
+        /// As [`super::horizontal2`], with AVX-512F (16 values per part).
+        #[target_feature(enable = "avx512f")]
+        pub unsafe fn avx512<T: Pixel>(
+            dst: &mut [T],
+            row: &[f32],
+            index: [&[i32]; 2],
+            weight: [&[f32]; 2],
+            bases: &[i32],
+            zero: i32,
+            stream: bool,
+        ) {
+            let n = dst.len();
+            let (i0, i1, w0, w1) = (
+                &index[0][..n],
+                &index[1][..n],
+                &weight[0][..n],
+                &weight[1][..n],
+            );
+            let blocks = (n / BLOCK).min(bases.len());
+            let bytes = TypeId::of::<T>() == TypeId::of::<u8>();
+            let floats = TypeId::of::<T>() == TypeId::of::<f32>();
+            let zero = _mm512_set1_epi32(zero);
+            for (b, &base) in bases[..blocks].iter().enumerate() {
+                let o = b * BLOCK;
+                if base < 0 || !(bytes || floats) {
+                    scalar(dst, row, index, weight, o..o + BLOCK);
+                    continue;
+                }
+                let p = row.as_ptr().add(base as usize);
+                let (lo, hi) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+                let shift = _mm512_set1_epi32(base);
+                let fetch = |index: &[i32]| {
+                    let at = _mm512_loadu_si512(index.as_ptr().add(o).cast());
+                    let v = _mm512_permutex2var_ps(lo, _mm512_sub_epi32(at, shift), hi);
+                    // Lanes on the zero slot read 0, as the gather would.
+                    _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, zero), v)
+                };
+                let (v0, v1) = (fetch(i0), fetch(i1));
+                let acc = _mm512_add_ps(
+                    _mm512_mul_ps(_mm512_loadu_ps(w0.as_ptr().add(o)), v0),
+                    _mm512_mul_ps(_mm512_loadu_ps(w1.as_ptr().add(o)), v1),
+                );
+                if bytes {
+                    // `finish` and `from_f32` of u8: clamp to [0, 255], then
+                    // the low byte of `v + 2^23` (rounded, ties to even).
+                    let v = _mm512_min_ps(
+                        _mm512_max_ps(acc, _mm512_setzero_ps()),
+                        _mm512_set1_ps(255.0),
+                    );
+                    let v = _mm512_add_ps(v, _mm512_set1_ps(8_388_608.0));
+                    let packed = _mm512_cvtepi32_epi8(_mm512_castps_si512(v));
+                    let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
+                    if stream && (at as usize).is_multiple_of(16) {
+                        _mm_stream_si128(at, packed);
+                    } else {
+                        _mm_storeu_si128(at, packed);
+                    }
+                } else {
+                    let at = dst.as_mut_ptr().add(o).cast::<f32>();
+                    if stream && (at as usize).is_multiple_of(64) {
+                        _mm512_stream_ps(at, acc);
+                    } else {
+                        _mm512_storeu_ps(at, acc);
+                    }
+                }
+            }
+            let rest = blocks * BLOCK..n;
+            scalar(dst, row, index, weight, rest);
+        }
+
+        /// # Safety
+        /// As [`super::horizontal2`], with AVX2 (8 values per part, two
+        /// parts per block).
+        #[target_feature(enable = "avx2")]
+        pub unsafe fn avx2<T: Pixel>(
+            dst: &mut [T],
+            row: &[f32],
+            index: [&[i32]; 2],
+            weight: [&[f32]; 2],
+            bases: &[i32],
+            zero: i32,
+            stream: bool,
+        ) {
+            const PART: usize = 8;
+            let n = dst.len();
+            let (i0, i1, w0, w1) = (
+                &index[0][..n],
+                &index[1][..n],
+                &weight[0][..n],
+                &weight[1][..n],
+            );
+            let blocks = (n / BLOCK).min(bases.len() / 2);
+            let bytes = TypeId::of::<T>() == TypeId::of::<u8>();
+            let floats = TypeId::of::<T>() == TypeId::of::<f32>();
+            let zero = _mm256_set1_epi32(zero);
+            // The 8 values of part `o / 8` (its window at `base`).
+            let part = |o: usize, base: i32| {
+                let p = row.as_ptr().add(base as usize);
+                let (lo, hi) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(PART)));
+                let shift = _mm256_set1_epi32(base);
+                let fetch = |index: &[i32]| {
+                    let at = _mm256_loadu_si256(index.as_ptr().add(o).cast());
+                    let rel = _mm256_sub_epi32(at, shift);
+                    // `vpermps` reads the low 3 bits of `rel`; bit 3 (moved
+                    // to the sign, which `vblendvps` reads) picks `hi`.
+                    let pick = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(rel));
+                    let v = _mm256_blendv_ps(
+                        _mm256_permutevar8x32_ps(lo, rel),
+                        _mm256_permutevar8x32_ps(hi, rel),
+                        pick,
+                    );
+                    // Lanes on the zero slot read 0, as the gather would.
+                    let on_zero = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, zero));
+                    _mm256_andnot_ps(on_zero, v)
+                };
+                let (v0, v1) = (fetch(i0), fetch(i1));
+                _mm256_add_ps(
+                    _mm256_mul_ps(_mm256_loadu_ps(w0.as_ptr().add(o)), v0),
+                    _mm256_mul_ps(_mm256_loadu_ps(w1.as_ptr().add(o)), v1),
+                )
+            };
+            for b in 0..blocks {
+                let o = b * BLOCK;
+                let (b0, b1) = (bases[2 * b], bases[2 * b + 1]);
+                if b0 < 0 || b1 < 0 || !(bytes || floats) {
+                    scalar(dst, row, index, weight, o..o + BLOCK);
+                    continue;
+                }
+                let (a0, a1) = (part(o, b0), part(o + PART, b1));
+                if bytes {
+                    // As in `avx512`: clamp, add 2^23, keep the low bytes.
+                    let byte = |acc: __m256| {
+                        let v = _mm256_min_ps(
+                            _mm256_max_ps(acc, _mm256_setzero_ps()),
+                            _mm256_set1_ps(255.0),
+                        );
+                        _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(8_388_608.0)))
+                    };
+                    // Byte 0 of every 32-bit lane into the low 4 bytes of
+                    // each 128-bit half, then the four halves in order.
+                    let gather = _mm256_setr_epi8(
+                        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12,
+                        -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                    );
+                    let (q0, q1) = (
+                        _mm256_shuffle_epi8(byte(a0), gather),
+                        _mm256_shuffle_epi8(byte(a1), gather),
+                    );
+                    let words = _mm256_unpacklo_epi32(q0, q1);
+                    // 32-bit words: q0 half 0, q1 half 0 | q0 half 1, q1 half 1.
+                    let packed = _mm_shuffle_epi32::<0b11_01_10_00>(_mm_unpacklo_epi64(
+                        _mm256_castsi256_si128(words),
+                        _mm256_extracti128_si256::<1>(words),
+                    ));
+                    let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
+                    if stream && (at as usize).is_multiple_of(16) {
+                        _mm_stream_si128(at, packed);
+                    } else {
+                        _mm_storeu_si128(at, packed);
+                    }
+                } else {
+                    let at = dst.as_mut_ptr().add(o).cast::<f32>();
+                    if stream && (at as usize).is_multiple_of(32) {
+                        _mm256_stream_ps(at, a0);
+                        _mm256_stream_ps(at.add(PART), a1);
+                    } else {
+                        _mm256_storeu_ps(at, a0);
+                        _mm256_storeu_ps(at.add(PART), a1);
+                    }
+                }
+            }
+            let rest = blocks * BLOCK..n;
+            scalar(dst, row, index, weight, rest);
+        }
     }
 }
 
