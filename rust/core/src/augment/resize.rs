@@ -639,10 +639,22 @@ mod permute {
         stream: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
-        match shape.map(|s| s.part) {
-            Some(16) => return x86::avx512::<T>(dst, row, index, weight, bases, zero, stream),
-            Some(8) => return x86::avx2::<T>(dst, row, index, weight, bases, zero, stream),
-            _ => {}
+        {
+            use std::any::TypeId;
+            // The kernels load and store u8 and f32 outputs; other types
+            // take `horizontal_store` below, as every block of theirs would.
+            let id = TypeId::of::<T>();
+            if id == TypeId::of::<u8>() || id == TypeId::of::<f32>() {
+                let n = dst.len();
+                let (index, weight) = (index.map(|i| &i[..n]), weight.map(|w| &w[..n]));
+                match shape.map(|s| s.part) {
+                    Some(16) => {
+                        return x86::avx512::<T>(dst, row, index, weight, bases, zero, stream)
+                    }
+                    Some(8) => return x86::avx2::<T>(dst, row, index, weight, bases, zero, stream),
+                    _ => {}
+                }
+            }
         }
         let _ = (shape, bases, zero, stream);
         super::horizontal_store::<T, 2>(dst, row, index, weight)
@@ -673,7 +685,8 @@ mod permute {
         }
 
         /// # Safety
-        /// As [`super::horizontal2`], with AVX-512F (16 values per part).
+        /// As [`super::horizontal2`], with AVX-512F (16 values per part);
+        /// `T` is u8 or f32; `index` and `weight` have `dst.len()` values.
         #[target_feature(enable = "avx512f")]
         pub unsafe fn avx512<T: Pixel>(
             dst: &mut [T],
@@ -685,19 +698,13 @@ mod permute {
             stream: bool,
         ) {
             let n = dst.len();
-            let (i0, i1, w0, w1) = (
-                &index[0][..n],
-                &index[1][..n],
-                &weight[0][..n],
-                &weight[1][..n],
-            );
+            let ([i0, i1], [w0, w1]) = (index, weight);
             let blocks = (n / BLOCK).min(bases.len());
             let bytes = TypeId::of::<T>() == TypeId::of::<u8>();
-            let floats = TypeId::of::<T>() == TypeId::of::<f32>();
             let zero = _mm512_set1_epi32(zero);
             for (b, &base) in bases[..blocks].iter().enumerate() {
                 let o = b * BLOCK;
-                if base < 0 || !(bytes || floats) {
+                if base < 0 {
                     scalar(dst, row, index, weight, o..o + BLOCK);
                     continue;
                 }
@@ -745,7 +752,7 @@ mod permute {
 
         /// # Safety
         /// As [`super::horizontal2`], with AVX2 (8 values per part, two
-        /// parts per block).
+        /// parts per block); `T` and the lengths as for [`avx512`].
         #[target_feature(enable = "avx2")]
         pub unsafe fn avx2<T: Pixel>(
             dst: &mut [T],
@@ -758,15 +765,9 @@ mod permute {
         ) {
             const PART: usize = 8;
             let n = dst.len();
-            let (i0, i1, w0, w1) = (
-                &index[0][..n],
-                &index[1][..n],
-                &weight[0][..n],
-                &weight[1][..n],
-            );
+            let ([i0, i1], [w0, w1]) = (index, weight);
             let blocks = (n / BLOCK).min(bases.len() / 2);
             let bytes = TypeId::of::<T>() == TypeId::of::<u8>();
-            let floats = TypeId::of::<T>() == TypeId::of::<f32>();
             let zero = _mm256_set1_epi32(zero);
             // The 8 values of part `o / 8` (its window at `base`).
             let part = |o: usize, base: i32| {
@@ -797,7 +798,7 @@ mod permute {
             for b in 0..blocks {
                 let o = b * BLOCK;
                 let (b0, b1) = (bases[2 * b], bases[2 * b + 1]);
-                if b0 < 0 || b1 < 0 || !(bytes || floats) {
+                if b0 < 0 || b1 < 0 {
                     scalar(dst, row, index, weight, o..o + BLOCK);
                     continue;
                 }
