@@ -785,6 +785,12 @@ mod permute {
                         _mm256_permutevar8x32_ps(hi, rel),
                         pick,
                     );
+                    if bytes {
+                        // A lane on the zero slot has weight 0 and reads
+                        // some finite value of the window (a u8 row has no
+                        // others): its product is +0, as the zero's.
+                        return v;
+                    }
                     // Lanes on the zero slot read 0, as the gather would.
                     let on_zero = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, zero));
                     _mm256_andnot_ps(on_zero, v)
@@ -804,30 +810,16 @@ mod permute {
                 }
                 let (a0, a1) = (part(o, b0), part(o + PART, b1));
                 if bytes {
-                    // As in `avx512`: clamp, add 2^23, keep the low bytes.
-                    let byte = |acc: __m256| {
-                        let v = _mm256_min_ps(
-                            _mm256_max_ps(acc, _mm256_setzero_ps()),
-                            _mm256_set1_ps(255.0),
-                        );
-                        _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(8_388_608.0)))
-                    };
-                    // Byte 0 of every 32-bit lane into the low 4 bytes of
-                    // each 128-bit half, then the four halves in order.
-                    let gather = _mm256_setr_epi8(
-                        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12,
-                        -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                    );
-                    let (q0, q1) = (
-                        _mm256_shuffle_epi8(byte(a0), gather),
-                        _mm256_shuffle_epi8(byte(a1), gather),
-                    );
-                    let words = _mm256_unpacklo_epi32(q0, q1);
-                    // 32-bit words: q0 half 0, q1 half 0 | q0 half 1, q1 half 1.
-                    let packed = _mm_shuffle_epi32::<0b11_01_10_00>(_mm_unpacklo_epi64(
-                        _mm256_castsi256_si128(words),
-                        _mm256_extracti128_si256::<1>(words),
-                    ));
+                    // `finish` and `from_f32` of u8 (clamp to [0, 255],
+                    // round half to even) as `vcvtps2dq` (half to even)
+                    // and saturating packs: the same bytes for NaN (0) and
+                    // every value below 2^31 (a sum of u8 values with
+                    // weights of sum 1 is below 256).
+                    let words = _mm256_packus_epi32(_mm256_cvtps_epi32(a0), _mm256_cvtps_epi32(a1));
+                    // 32-bit words: outputs 0-3, 8-11 (twice) | 4-7, 12-15
+                    let bytes = _mm256_packus_epi16(words, words);
+                    let order = _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0);
+                    let packed = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(bytes, order));
                     let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
                     if stream && (at as usize).is_multiple_of(16) {
                         _mm_stream_si128(at, packed);
