@@ -8,7 +8,8 @@ Images per second on a batch of 256 uint8 images 224x224x3 (NHWC), at 1 and
 (3/4, 4/3)) and ``color_jitter(x, brightness=0.4, contrast=0.4,
 saturation=0.4, hue=0.1)``; the issue's targets at 1 thread are 4,300 and
 1,000 images/s (albumentations' published single-thread figures) and at
-least albumentations' own rate measured here, when it is importable.
+least albumentations' own rate measured here, when it is importable (twice
+it for the resized crop: the AVX2 issue's target).
 
 Like with like: albumentations (``pip install albumentations``, not a
 dependency of lec7rs) runs ``A.RandomResizedCrop(size=(224, 224))`` and
@@ -96,6 +97,8 @@ def main() -> int:
         ),
     }
     goals = {"resized crop": 4300.0, "colour jitter": 1000.0}
+    # Times albumentations' rate (the resized crop's from the AVX2 issue).
+    factors = {"resized crop": 2.0, "colour jitter": 1.0}
 
     rows = []
 
@@ -152,8 +155,10 @@ def main() -> int:
                 info += f", {t_alb[base] / t:.1f}x albumentations"
             goal = ok = None
             if threads == 1 and name in goals:
-                goal = f">= {goals[name]:,.0f} img/s" + (" and albumentations" if t_alb else "")
-                ok = 1 / t >= goals[name] and (name not in t_alb or t <= t_alb[name])
+                factor = factors[name]
+                vs = "albumentations" if factor == 1 else f"{factor:g}x albumentations"
+                goal = f">= {goals[name]:,.0f} img/s" + (f" and {vs}" if t_alb else "")
+                ok = 1 / t >= goals[name] and (name not in t_alb or factor * t <= t_alb[name])
             row(f"lec7rs {name}, out=, {threads} thr", 1 / t, info, goal, ok)
             if new is not None:
                 t_new = best_of(new, reps) / n
