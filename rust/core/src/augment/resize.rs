@@ -817,9 +817,9 @@ mod permute {
                     // weights of sum 1 is below 256).
                     let words = _mm256_packus_epi32(_mm256_cvtps_epi32(a0), _mm256_cvtps_epi32(a1));
                     // 32-bit words: outputs 0-3, 8-11 (twice) | 4-7, 12-15
-                    let bytes = _mm256_packus_epi16(words, words);
+                    let narrow = _mm256_packus_epi16(words, words);
                     let order = _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0);
-                    let packed = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(bytes, order));
+                    let packed = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(narrow, order));
                     let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
                     if stream && (at as usize).is_multiple_of(16) {
                         _mm_stream_si128(at, packed);
