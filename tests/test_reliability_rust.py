@@ -414,12 +414,14 @@ print("after", y.shape[2])
 def test_ctrl_c_stops_long_dropout_and_augment_calls():
     # One thread and scalar code, so that each single call runs for one to
     # two seconds here: the signal comes 0.5 s in, well before the end.
+    # (Dropout takes 2^28 elements: since the scalar Philox got faster, 2^27
+    # of them took 0.57 s on a Zen 3, too close to the signal.)
     out = run_python(
         _SIGINT
         + """
 g = lec7rs.Generator(0)
 state = g.state_dict()
-x = np.ones(1 << 27, np.float32)
+x = np.ones(1 << 28, np.float32)
 interrupted("dropout", lambda: regularization.dropout(x, 0.5, rng=g, out=x), g.state_dict, state)
 del x
 images = np.zeros((1, 1000, 1000, 3), np.uint8)
