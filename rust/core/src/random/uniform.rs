@@ -2,7 +2,7 @@
 
 use super::philox::Words;
 use super::source::{dispatch, Source, WordKernel};
-use super::{Draw, Span};
+use super::{Draw, Span, GROUP_WORDS};
 use crate::error::Result;
 use crate::parallel;
 use crate::simd::Real;
@@ -74,16 +74,34 @@ struct WordsKernel<'a, 'b>(&'b Draw, Span<'a, u32>);
 impl WordKernel for WordsKernel<'_, '_> {
     type Output = ();
 
+    /// The whole groups of the span computed straight into `out` (no copy
+    /// through the group buffer), the words before the first and after the
+    /// last through [`Source::runs`].
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // index loops: see `blocks16`
     unsafe fn run<V: Words>(self) {
         let WordsKernel(draw, span) = self;
         let source = Source::<V>::new(*draw);
-        source.runs(
-            span.first,
-            span.out.len(),
-            #[inline(always)]
-            |words, at| span.out[at..at + words.len()].copy_from_slice(words),
-        );
+        let (first, out) = (span.first, span.out);
+        let group = GROUP_WORDS as u64;
+        let head = ((group - first % group) % group).min(out.len() as u64) as usize;
+        let body = (out.len() - head) / GROUP_WORDS * GROUP_WORDS;
+        let (head_out, rest) = out.split_at_mut(head);
+        let (body_out, tail_out) = rest.split_at_mut(body);
+        let g0 = (first + head as u64) / group;
+        let (groups, _) = body_out.as_chunks_mut::<GROUP_WORDS>();
+        for k in 0..groups.len() {
+            source.group(g0 + k as u64, &mut groups[k]);
+        }
+        let ends = [(head_out, first), (tail_out, first + (head + body) as u64)];
+        for (out, start) in ends {
+            source.runs(
+                start,
+                out.len(),
+                #[inline(always)]
+                |words, at| out[at..at + words.len()].copy_from_slice(words),
+            );
+        }
     }
 }
 
