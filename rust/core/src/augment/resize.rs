@@ -300,7 +300,8 @@ impl RowFilter {
             }
         }
         // The zero slot (taps beyond a pixel's count) is not read through
-        // the window: `permute` zeroes those lanes.
+        // the window: `permute` zeroes those lanes (or, for u8 rows, whose
+        // values are all finite, lets their zero weight do it).
         let bases = match shape {
             Some(permute::Shape { part, window }) if taps.taps == 2 => {
                 let bases = index[0]
@@ -684,6 +685,21 @@ mod permute {
             );
         }
 
+        /// Stores the 16 bytes `packed` at output `o` of a u8 `dst`
+        /// (streamed when asked and aligned).
+        ///
+        /// # Safety
+        /// `T` is u8 and `dst` has 16 values from `o`.
+        #[inline(always)]
+        unsafe fn put_bytes<T>(dst: &mut [T], o: usize, packed: __m128i, stream: bool) {
+            let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
+            if stream && (at as usize).is_multiple_of(16) {
+                _mm_stream_si128(at, packed);
+            } else {
+                _mm_storeu_si128(at, packed);
+            }
+        }
+
         /// # Safety
         /// As [`super::horizontal2`], with AVX-512F (16 values per part);
         /// `T` is u8 or f32; `index` and `weight` have `dst.len()` values.
@@ -731,12 +747,7 @@ mod permute {
                     );
                     let v = _mm512_add_ps(v, _mm512_set1_ps(8_388_608.0));
                     let packed = _mm512_cvtepi32_epi8(_mm512_castps_si512(v));
-                    let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
-                    if stream && (at as usize).is_multiple_of(16) {
-                        _mm_stream_si128(at, packed);
-                    } else {
-                        _mm_storeu_si128(at, packed);
-                    }
+                    put_bytes(dst, o, packed, stream);
                 } else {
                     let at = dst.as_mut_ptr().add(o).cast::<f32>();
                     if stream && (at as usize).is_multiple_of(64) {
@@ -820,12 +831,7 @@ mod permute {
                     let narrow = _mm256_packus_epi16(words, words);
                     let order = _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0);
                     let packed = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(narrow, order));
-                    let at = dst.as_mut_ptr().add(o).cast::<__m128i>();
-                    if stream && (at as usize).is_multiple_of(16) {
-                        _mm_stream_si128(at, packed);
-                    } else {
-                        _mm_storeu_si128(at, packed);
-                    }
+                    put_bytes(dst, o, packed, stream);
                 } else {
                     let at = dst.as_mut_ptr().add(o).cast::<f32>();
                     if stream && (at as usize).is_multiple_of(32) {
