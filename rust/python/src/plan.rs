@@ -38,7 +38,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::arrays::Dtype;
-use crate::step::{self, Arrays, Call, Elem, Execute, Span};
+use crate::step::{self, Arrays, Call, Elem, Execute, PerTensor, Shape, Span};
 
 /// An optimizer's cached plan (`_core.StepCache`): empty until a step
 /// records one; a copy or a pickle starts empty.
@@ -94,7 +94,7 @@ struct Meta {
     obj: Py<PyAny>,
     array: bool,
     data: usize,
-    shape: Vec<usize>,
+    shape: Shape,
     descr: usize,
     flags: i32,
 }
@@ -107,7 +107,9 @@ impl Meta {
             obj: obj.clone().unbind(),
             array: array.is_ok(),
             data,
-            shape: array.map(|a| a.shape().to_vec()).unwrap_or_default(),
+            shape: array
+                .map(|a| Shape::from_slice(a.shape()))
+                .unwrap_or_default(),
             descr,
             flags,
         }
@@ -410,24 +412,21 @@ fn run<R: Rule, T: Real + Element>(
     // SAFETY: numpy's API table, loaded by the arrays the plan checked.
     let array_type =
         unsafe { numpy::npyffi::get_type_object(py, numpy::npyffi::NpyTypes::PyArray_Type) };
-    let lists: Vec<Option<Bound<'_, PyList>>> = plan
-        .state_items
-        .iter()
-        .zip(R::SLOTS)
-        .map(|(m, s)| match s.kind {
+    let slots = R::SLOTS.len();
+    let lists: [Option<Bound<'_, PyList>>; MAX_SLOTS] = std::array::from_fn(|k| {
+        let m = plan.state_items.get(k).filter(|_| k < slots)?;
+        match R::SLOTS[k].kind {
             Kind::Scalar => None,
             _ => m.obj.bind(py).cast::<PyList>().ok().cloned(),
-        })
-        .collect();
-    let scalar_arrays: Vec<Option<Bound<'_, PyArray1<f64>>>> = plan
-        .state_items
-        .iter()
-        .zip(R::SLOTS)
-        .map(|(m, s)| match s.kind {
+        }
+    });
+    let scalar_arrays: [Option<Bound<'_, PyArray1<f64>>>; MAX_SLOTS] = std::array::from_fn(|k| {
+        let m = plan.state_items.get(k).filter(|_| k < slots)?;
+        match R::SLOTS[k].kind {
             Kind::Scalar => m.obj.bind(py).cast::<PyArray1<f64>>().ok().cloned(),
             _ => None,
-        })
-        .collect();
+        }
+    });
     let steps = plan.steps.obj.bind(py).cast::<PyArray1<i64>>()?;
     // SAFETY: the optimizer's private step counts, checked by the plan,
     // GIL held.
@@ -436,8 +435,8 @@ fn run<R: Rule, T: Real + Element>(
         return Ok(None);
     }
     let mut planned = plan.tensors.iter().peekable();
-    let mut tensors = Vec::with_capacity(plan.tensors.len());
-    let mut next = Vec::with_capacity(plan.tensors.len());
+    let mut tensors = PerTensor::with_capacity(plan.tensors.len());
+    let mut next = PerTensor::with_capacity(plan.tensors.len());
     for (i, &(_, g)) in plan.group_items.iter().enumerate() {
         let grad = call.grads.get_item(i)?;
         let active = !hypers[g].1 && !grad.is_none();
@@ -526,8 +525,8 @@ fn run<R: Rule, T: Real + Element>(
             grad_scale: call.grad_scale,
             inline: true,
             groups: hypers,
-            scalar_arrays: &scalar_arrays,
-            lists: &lists,
+            scalar_arrays: &scalar_arrays[..slots],
+            lists: &lists[..slots],
             counts,
         },
         &mut tensors,

@@ -518,7 +518,7 @@ unsafe fn slice_mut<'a, X>(arr: &'a Bound<'_, PyUntypedArray>) -> &'a mut [X] {
 pub(crate) struct Arrays<'py> {
     pub index: usize,
     pub param: Bound<'py, PyUntypedArray>,
-    pub shape: Vec<usize>,
+    pub shape: Shape,
     /// C-contiguous: the grad itself, or NumPy's C-order copy of it.
     pub grad: Bound<'py, PyUntypedArray>,
     pub grad_elem: Elem,
@@ -533,6 +533,13 @@ pub(crate) struct Arrays<'py> {
     pub fresh_master: bool,
     pub hyper_group: usize,
 }
+
+/// Per-tensor items of one step, on the stack for the common few tensors
+/// (a small step spends a tenth of its time in the allocator otherwise).
+pub(crate) type PerTensor<T> = smallvec::SmallVec<[T; 4]>;
+
+/// A param's shape, on the stack up to 4 dimensions.
+pub(crate) type Shape = smallvec::SmallVec<[usize; 4]>;
 
 /// The Python lists of one step call.
 pub struct Call<'a, 'py> {
@@ -740,8 +747,8 @@ fn run<R: Rule, T: Real + Element>(
         }
     }
     let counts = steps.counts();
-    let mut next = Vec::with_capacity(active.len());
-    let mut tensors: Vec<Arrays<'_>> = Vec::with_capacity(active.len());
+    let mut next = PerTensor::with_capacity(active.len());
+    let mut tensors: PerTensor<Arrays<'_>> = PerTensor::with_capacity(active.len());
     let mut spans = Vec::new();
     let mut add_span = |arr: &Bound<'_, PyUntypedArray>, tensor: usize, role: Role| {
         if let Some((start, end)) = span(arr) {
@@ -758,7 +765,7 @@ fn run<R: Rule, T: Real + Element>(
         let hyper = &groups[g].0;
         let p_name = names.of("params", i);
         let param = written_array(&call.params.get_item(i)?, p_name, &expected(param_elem))?;
-        let shape = param.shape().to_vec();
+        let shape = Shape::from_slice(param.shape());
         let len: usize = shape.iter().product();
         let g_name = names.of("grads", i);
         let grad_obj = call.grads.get_item(i)?;
@@ -985,7 +992,7 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
             let grad_scale = grad_scale.is_some().then_some(scale);
             // SAFETY (slices): C-contiguous and of `T` (checked), alive for
             // the call, and no other array of the call shares their memory.
-            let views: Vec<Tensor<'_, T, R::Hyper>> = tensors
+            let mut views: PerTensor<Tensor<'_, T, R::Hyper>> = tensors
                 .iter()
                 .zip(next)
                 .map(|(t, &step)| Tensor {
@@ -1003,16 +1010,19 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
                     grad_scale,
                 })
                 .collect();
-            let (stepped, views) = match inline {
-                true => compute::<R, T>(check_finite, views),
-                false => py.detach(move || compute::<R, T>(check_finite, views)),
+            let stepped = match inline {
+                true => compute::<R, T>(check_finite, &mut views),
+                false => py.detach(|| compute::<R, T>(check_finite, &mut views)),
             };
-            (stepped, views.iter().map(|t| t.scalars).collect::<Vec<_>>())
+            (
+                stepped,
+                views.iter().map(|t| t.scalars).collect::<PerTensor<_>>(),
+            )
         }
         Some(l) => {
             let format = l.half.unwrap_or(Half::Bf16);
             let scale32 = std::hint::black_box(grad_scale.unwrap_or(1.0)) as f32;
-            let views: Vec<LowTensor<'_, R::Hyper>> = tensors
+            let mut views: PerTensor<LowTensor<'_, R::Hyper>> = tensors
                 .iter()
                 .zip(next)
                 .map(|(t, &step)| unsafe {
@@ -1050,11 +1060,14 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
                 })
                 .collect();
             let sr = l.sr;
-            let (stepped, views) = match inline {
-                true => compute_low::<R>(check_finite, views, sr),
-                false => py.detach(move || compute_low::<R>(check_finite, views, sr)),
+            let stepped = match inline {
+                true => compute_low::<R>(check_finite, &mut views, sr),
+                false => py.detach(|| compute_low::<R>(check_finite, &mut views, sr)),
             };
-            (stepped, views.iter().map(|t| t.scalars).collect::<Vec<_>>())
+            (
+                stepped,
+                views.iter().map(|t| t.scalars).collect::<PerTensor<_>>(),
+            )
         }
     };
     if !stepped.context("")? {
@@ -1093,41 +1106,33 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
 }
 
 /// [`compute`] for the low-precision step.
-#[allow(clippy::type_complexity)]
 fn compute_low<'a, R: Rule>(
     check_finite: bool,
-    mut views: Vec<LowTensor<'a, R::Hyper>>,
+    views: &mut [LowTensor<'a, R::Hyper>],
     sr: Option<[u32; 2]>,
-) -> (lec7rs_core::Result<bool>, Vec<LowTensor<'a, R::Hyper>>) {
+) -> lec7rs_core::Result<bool> {
     if check_finite {
-        let grads: Vec<&Read<'_>> = views.iter().map(|t| &t.grad).collect();
-        match low::all_finite(&grads) {
-            Ok(true) => {}
-            Ok(false) => return (Ok(false), views),
-            Err(e) => return (Err(e), views),
+        let grads: PerTensor<&Read<'_>> = views.iter().map(|t| &t.grad).collect();
+        if !low::all_finite(&grads)? {
+            return Ok(false);
         }
     }
-    let r = low::step::<R>(&mut views, sr).map(|()| true);
-    (r, views)
+    low::step::<R>(views, sr).map(|()| true)
 }
 
 /// The finite check (optional) and the step, on whichever thread runs it;
-/// gives the views back for their new scalar state.
-#[allow(clippy::type_complexity)]
+/// the views keep their new scalar state.
 fn compute<'a, R: Rule, T: Real>(
     check_finite: bool,
-    mut views: Vec<Tensor<'a, T, R::Hyper>>,
-) -> (lec7rs_core::Result<bool>, Vec<Tensor<'a, T, R::Hyper>>) {
+    views: &mut [Tensor<'a, T, R::Hyper>],
+) -> lec7rs_core::Result<bool> {
     if check_finite {
-        let grads: Vec<&[T]> = views.iter().map(|t| t.grad).collect();
-        match all_finite(&grads) {
-            Ok(true) => {}
-            Ok(false) => return (Ok(false), views),
-            Err(e) => return (Err(e), views),
+        let grads: PerTensor<&[T]> = views.iter().map(|t| t.grad).collect();
+        if !all_finite(&grads)? {
+            return Ok(false);
         }
     }
-    let r = optim::step::<R, T>(&mut views).map(|()| true);
-    (r, views)
+    optim::step::<R, T>(views).map(|()| true)
 }
 
 /// The step count after `count`: `count + 1` where the old count is a
