@@ -363,35 +363,57 @@ class Optimizer:
         Rust; with ``grad_scale`` the grads are read as ``grad * grad_scale``."""
         if type(grads) is not list or len(grads) != len(self._params):
             grads = self._align(grads)
-        with self._lock:
-            params, low = self._params, None
+        # The lock by hand: ``with`` costs twice as much, a tenth of a
+        # small step. ``_low`` is fixed at construction.
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._low:
-                sr = None
-                if self.rng is not None:
-                    key0, key1, _, _ = self.rng._stream.state()
-                    sr = (key0, key1)
-                fmt = (self._half or "float32", self._state_format())
-                params, grads = self._raw, self._low_grads(grads)
-                low = (*fmt, self._master, self._absmax, sr)
-            stepped = _step(
-                self._rule,
-                params,
-                grads,
-                self._state,
-                self._steps,
-                self.param_groups,
-                self._group_of,
-                self._labels,
-                self.check_finite,
-                grad_scale,
-                low,
-                self._cache,
-            )
+                stepped = self._step_low(grads, grad_scale)
+            else:
+                stepped = _step(
+                    self._rule,
+                    self._params,
+                    grads,
+                    self._state,
+                    self._steps,
+                    self.param_groups,
+                    self._group_of,
+                    self._labels,
+                    self.check_finite,
+                    grad_scale,
+                    None,
+                    self._cache,
+                )
             if stepped:
                 self.last_step_skipped = False
             else:
                 self.last_step_skipped = True
                 self._skipped_steps += 1
+        finally:
+            lock.release()
+
+    def _step_low(self, grads: list, grad_scale: float | None) -> bool:
+        """The step of 16-bit params or low-precision state (lock held)."""
+        sr = None
+        if self.rng is not None:
+            key0, key1, _, _ = self.rng._stream.state()
+            sr = (key0, key1)
+        low = (self._half or "float32", self._state_format(), self._master, self._absmax, sr)
+        return _step(
+            self._rule,
+            self._raw,
+            self._low_grads(grads),
+            self._state,
+            self._steps,
+            self.param_groups,
+            self._group_of,
+            self._labels,
+            self.check_finite,
+            grad_scale,
+            low,
+            self._cache,
+        )
 
     # -- state --------------------------------------------------------------------
 
