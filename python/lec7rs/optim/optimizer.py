@@ -152,6 +152,7 @@ class Optimizer:
         # What the last small step checked, so that the next checks it by
         # identity (rust/python/src/plan.rs).
         self._cache = _core.StepCache()
+        self._planned = False
         self.defaults = dict(defaults)
         self._validate(self.defaults, "")
         self.check_finite = _flag("check_finite", check_finite)
@@ -265,6 +266,7 @@ class Optimizer:
 
         group["params"] = arrays
         group["param_names"] = keys
+        self._forget_plan()
         g = len(self.param_groups)
         self.param_groups.append(group)
         self._params.extend(arrays)
@@ -284,6 +286,13 @@ class Optimizer:
             else:
                 self._state[k].extend([None] * len(arrays))
         self._steps = np.concatenate([self._steps, np.zeros(len(arrays), dtype=np.int64)])
+
+    def _forget_plan(self) -> None:
+        """Forgets the step plan: for a change of the lists it holds (the
+        state, the step counts), made with the lock held."""
+        self._planned = False
+        if self._cache is not None:
+            self._cache.clear()
 
     def _set_precision(self, dtype: np.dtype) -> None:
         """Decides the storage from the first param's dtype."""
@@ -361,10 +370,24 @@ class Optimizer:
     def step(self, grads: GradsT, *, grad_scale: float | None = None) -> None:
         """Updates every param that has a grad, in place, in one call into
         Rust; with ``grad_scale`` the grads are read as ``grad * grad_scale``."""
+        if self._planned and type(grads) is list:
+            # The plan the last checked step recorded (rust/python/src/plan.rs),
+            # taken with the lock taken in Rust; None where it does not hold.
+            stepped = self._cache.step(
+                grads, self.param_groups, self._lock, self.check_finite, grad_scale
+            )
+            if stepped is True:
+                self.last_step_skipped = False
+                return
+            if stepped is not None:  # a grad not finite (check_finite)
+                with self._lock:
+                    self.last_step_skipped = True
+                    self._skipped_steps += 1
+                return
         if type(grads) is not list or len(grads) != len(self._params):
             grads = self._align(grads)
-        # The lock by hand: ``with`` costs twice as much, a tenth of a
-        # small step. ``_low`` is fixed at construction.
+        # The lock by hand: ``with`` costs twice as much. ``_low`` is fixed
+        # at construction.
         lock = self._lock
         lock.acquire()
         try:
@@ -385,6 +408,8 @@ class Optimizer:
                     None,
                     self._cache,
                 )
+                # 0 skipped, 1 stepped, 2 stepped with a plan recorded.
+                self._planned = stepped == 2
             if stepped:
                 self.last_step_skipped = False
             else:
@@ -393,7 +418,7 @@ class Optimizer:
         finally:
             lock.release()
 
-    def _step_low(self, grads: list, grad_scale: float | None) -> bool:
+    def _step_low(self, grads: list, grad_scale: float | None) -> int:
         """The step of 16-bit params or low-precision state (lock held)."""
         sr = None
         if self.rng is not None:
@@ -631,6 +656,7 @@ class Optimizer:
                 for group, restored in zip(self.param_groups, new_groups):
                     group.clear()
                     group.update(restored)
+                self._forget_plan()
                 self._state = state
                 self._absmax = absmax
                 self._master = master

@@ -8,6 +8,7 @@ mod averaging;
 mod clip;
 mod errors;
 mod interrupt;
+mod lock;
 mod many;
 mod optim;
 mod optimize;
@@ -60,6 +61,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(averaging::average_check, m)?)?;
     m.add_class::<random::PhiloxStream>()?;
     m.add_class::<plan::StepCache>()?;
+    m.add_class::<lock::Lock>()?;
     m.add_function(wrap_pyfunction!(random::philox_algorithm, m)?)?;
     m.add_function(wrap_pyfunction!(random::philox_block, m)?)?;
     m.add_function(wrap_pyfunction!(regularization::dropout, m)?)?;

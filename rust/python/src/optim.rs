@@ -59,7 +59,9 @@ type LowArg<'py> = (
 );
 
 /// One step of rule `rule` over all param groups; see `step.rs`. Returns
-/// False when skipped (check_finite and a grad was not finite).
+/// 0 when skipped (check_finite and a grad was not finite), 1 when
+/// stepped, 2 when stepped with a plan recorded in `cache` (the next step
+/// may take it: `StepCache.step`).
 #[pyfunction]
 #[pyo3(signature = (rule, params, grads, state, steps, groups, group_of, labels, check_finite, grad_scale=None, low=None, cache=None))]
 #[allow(clippy::too_many_arguments)]
@@ -77,7 +79,7 @@ pub fn optimizer_step<'py>(
     grad_scale: Option<f64>,
     low: Option<LowArg<'py>>,
     cache: Option<Bound<'py, crate::plan::StepCache>>,
-) -> PyResult<bool> {
+) -> PyResult<u8> {
     let low = match &low {
         None => None,
         Some((param, state, master, absmax, sr)) => Some(Low {
@@ -111,7 +113,7 @@ pub fn optimizer_step<'py>(
         low,
         cache: cache.as_ref(),
     };
-    with_rule!(rule, R => step::step::<R>(py, call))
+    with_rule!(rule, R => step::step::<R>(py, call).map(|s| s as u8))
 }
 
 /// Raises ValueError / TypeError when a group's hyperparameters are invalid.

@@ -6,12 +6,15 @@
 //! every array's type, dtype, shape, layout and flags, the aliasing of the
 //! written arrays. When a checked step passes with all its state already
 //! there, [`Plan::of`] records the objects it checked, holding a reference
-//! to each (so none can be freed and its address reused). The next step
-//! takes the plan only if every one of them is the same object, in the same
-//! place, with the same fields:
+//! to each (so none can be freed and its address reused). The next step is
+//! one call, `StepCache.step(grads, param_groups, lock, check_finite,
+//! grad_scale)`: it takes the optimizer's lock in Rust ([`crate::lock`]) and
+//! the plan's own lists (the optimizer forgets the plan where it replaces
+//! one of them, in `load_state_dict` and `add_param_group`), and runs only
+//! if every object is the same, in the same place, with the same fields:
 //!
-//! - the call's lists (params, state, steps, groups, group_of) and each of
-//!   their items;
+//! - the lists (params, state, steps, group_of, and `param_groups`, which
+//!   a user may replace) and each of their items;
 //! - every array's data pointer, shape, dtype object and flags (an array
 //!   can be reshaped, retyped or made read-only in place);
 //! - every group dict's entries, compared key and value pointer by pointer
@@ -24,21 +27,23 @@
 //!   array (a binary search in the written spans).
 //!
 //! Anything else (a fresh slot, a released step, a step with another
-//! optimizer in flight, a value a check would refuse) goes to the checked
-//! step, which raises the error or records a new plan.
+//! optimizer in flight, a value a check would refuse, the lock held by
+//! another thread) returns None, and the optimizer runs the checked step,
+//! which raises the error or records a new plan.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 
-use lec7rs_core::optim::{Hyperparameters, Kind, Rule, MAX_SLOTS};
+use lec7rs_core::optim::{Hyperparameters, Kind, Rule, Tensor, MAX_SLOTS};
 use lec7rs_core::simd::Real;
-use numpy::{Element, PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{Element, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::arrays::Dtype;
-use crate::step::{self, Arrays, Call, Elem, Execute, PerTensor, Shape, Span};
+use crate::errors::CoreResult;
+use crate::lock::{Held, Lock};
+use crate::step::{self, Arrays, Call, PerTensor, Shape, Span};
 
 /// An optimizer's cached plan (`_core.StepCache`): empty until a step
 /// records one; a copy or a pickle starts empty.
@@ -64,6 +69,42 @@ impl StepCache {
     /// Forgets the plan.
     fn clear(&mut self) {
         self.plan = None;
+    }
+
+    /// The step by the plan, with `lock` (the optimizer's) taken here:
+    /// None where the plan does not hold for this call (the lock held by
+    /// another thread, no plan, anything changed), and the optimizer then
+    /// runs the checked step; else whether the step was taken (False: a
+    /// grad not finite, with `check_finite`). `groups` is the optimizer's
+    /// `param_groups`, the one list a user may replace.
+    fn step(
+        slf: &Bound<'_, Self>,
+        grads: &Bound<'_, PyAny>,
+        groups: &Bound<'_, PyAny>,
+        lock: &Bound<'_, Lock>,
+        check_finite: bool,
+        grad_scale: Option<f64>,
+    ) -> PyResult<Option<bool>> {
+        let Some(_held) = Held::try_new(lock.get()) else {
+            return Ok(None);
+        };
+        // Busy only in a step re-entered from Python code this step ran
+        // (a hyperparameter's `__float__`): the checked step runs.
+        let Ok(mut cache) = slf.try_borrow_mut() else {
+            return Ok(None);
+        };
+        let Some(plan) = cache.plan.as_mut() else {
+            return Ok(None);
+        };
+        let (Ok(grads), true) = (grads.cast_exact::<PyList>(), groups.is(&plan.groups_list)) else {
+            return Ok(None);
+        };
+        let fast = Fast {
+            grads,
+            check_finite,
+            grad_scale,
+        };
+        (plan.run)(slf.py(), plan, &fast)
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
@@ -95,6 +136,8 @@ struct Meta {
     array: bool,
     data: usize,
     shape: Shape,
+    /// The number of elements (of an array).
+    len: usize,
     descr: usize,
     flags: i32,
 }
@@ -103,13 +146,16 @@ impl Meta {
     fn of(obj: &Bound<'_, PyAny>) -> Meta {
         let (data, descr, flags) = fields(obj);
         let array = obj.cast::<PyUntypedArray>();
+        let shape = array
+            .as_ref()
+            .map(|a| Shape::from_slice(a.shape()))
+            .unwrap_or_default();
         Meta {
             obj: obj.clone().unbind(),
             array: array.is_ok(),
             data,
-            shape: array
-                .map(|a| Shape::from_slice(a.shape()))
-                .unwrap_or_default(),
+            len: shape.iter().product(),
+            shape,
             descr,
             flags,
         }
@@ -128,7 +174,19 @@ impl Meta {
         f.data as usize == self.data
             && f.descr as usize == self.descr
             && f.flags == self.flags
-            && dims(f) == self.shape.as_slice()
+            && same_dims(f, &self.shape)
+    }
+
+    /// The array's data as a slice of `X` (of its `len` elements).
+    ///
+    /// # Safety
+    /// The array is unchanged ([`Meta::same`]), C-contiguous with elements
+    /// of type `X`, and no other slice of its memory is in use.
+    unsafe fn slice<'a, X>(&self) -> &'a mut [X] {
+        match self.len {
+            0 => &mut [],
+            n => std::slice::from_raw_parts_mut(self.data as *mut X, n),
+        }
     }
 }
 
@@ -150,6 +208,26 @@ fn dims(f: &numpy::npyffi::PyArrayObject_fields) -> &[usize] {
         // SAFETY: an array's `nd` dimensions (npy_intp, never negative).
         nd => unsafe { std::slice::from_raw_parts(f.dimensions.cast::<usize>(), nd as usize) },
     }
+}
+
+/// Whether an array has shape `shape` (a loop: a call to memcmp costs
+/// more for the few dimensions of a param).
+fn same_dims(f: &numpy::npyffi::PyArrayObject_fields, shape: &[usize]) -> bool {
+    let dims = dims(f);
+    dims.len() == shape.len() && dims.iter().zip(shape).all(|(a, b)| a == b)
+}
+
+/// Item `i` of a list, borrowed (`i` in range: checked by the caller).
+fn item(list: &Bound<'_, PyList>, i: usize) -> *mut ffi::PyObject {
+    // SAFETY: a live list, GIL held; the pointer is compared or read while
+    // the list (which the plan or the caller holds) holds the item.
+    unsafe { ffi::PyList_GetItem(list.as_ptr(), i as ffi::Py_ssize_t) }
+}
+
+/// A list's length.
+fn len(list: &Bound<'_, PyList>) -> usize {
+    // SAFETY: a live list, GIL held.
+    unsafe { ffi::PyList_Size(list.as_ptr()) as usize }
 }
 
 /// A group dict's entries as key and value pointers, while every value
@@ -215,15 +293,24 @@ struct Planned {
     uses: [bool; MAX_SLOTS],
 }
 
+/// What the call of a planned step brings besides the plan.
+struct Fast<'a, 'py> {
+    grads: &'a Bound<'py, PyList>,
+    check_finite: bool,
+    grad_scale: Option<f64>,
+}
+
+/// The planned step of one rule and element type.
+type Runner = fn(Python<'_>, &mut Plan, &Fast<'_, '_>) -> PyResult<Option<bool>>;
+
 /// The objects a checked small step took, and what it found in them.
 pub(crate) struct Plan {
-    rule: TypeId,
-    dtype: Dtype,
-    params: Py<PyAny>,
-    state: Py<PyAny>,
+    run: Runner,
+    params: Py<PyList>,
+    state: Py<PyList>,
     steps: Meta,
-    groups_list: Py<PyAny>,
-    group_of: Py<PyAny>,
+    groups_list: Py<PyList>,
+    group_of: Py<PyList>,
     /// Per slot: the list of arrays, or the scalars' array.
     state_items: Vec<Meta>,
     /// group_of's items and their values.
@@ -282,13 +369,12 @@ impl Plan {
             .collect();
         written.sort_unstable_by_key(|s| s.start);
         Ok(Plan {
-            rule: TypeId::of::<R>(),
-            dtype: dtype_of::<T>(),
-            params: call.params.clone().into_any().unbind(),
-            state: call.state.clone().into_any().unbind(),
+            run: run::<R, T>,
+            params: call.params.clone().unbind(),
+            state: call.state.clone().unbind(),
             steps: Meta::of(call.steps),
-            groups_list: call.groups.clone().into_any().unbind(),
-            group_of: call.group_of.clone().into_any().unbind(),
+            groups_list: call.groups.clone().unbind(),
+            group_of: call.group_of.clone().unbind(),
             state_items,
             group_items,
             groups: dicts,
@@ -301,11 +387,11 @@ impl Plan {
     /// Every object the plan holds a reference to.
     fn objects(&self) -> impl Iterator<Item = &Py<PyAny>> {
         let lists = [
-            &self.params,
-            &self.state,
+            self.params.as_any(),
+            self.state.as_any(),
             &self.steps.obj,
-            &self.groups_list,
-            &self.group_of,
+            self.groups_list.as_any(),
+            self.group_of.as_any(),
         ];
         lists
             .into_iter()
@@ -320,62 +406,34 @@ impl Plan {
     }
 }
 
-fn dtype_of<T: Real + Element>() -> Dtype {
-    if TypeId::of::<T>() == TypeId::of::<f64>() {
-        Dtype::F64
-    } else {
-        Dtype::F32
-    }
-}
-
-/// The step by the cached plan: None when the plan does not hold for this
-/// call (the checked step then runs); else the step's result.
-pub(crate) fn fast<R: Rule>(
-    py: Python<'_>,
-    call: &Call<'_, '_>,
-    cache: &Bound<'_, StepCache>,
-) -> PyResult<Option<bool>> {
-    let Ok(mut cache) = cache.try_borrow_mut() else {
-        return Ok(None);
-    };
-    let Some(plan) = cache.plan.as_mut() else {
-        return Ok(None);
-    };
-    if call.low.is_some() || plan.rule != TypeId::of::<R>() {
-        return Ok(None);
-    }
-    match plan.dtype {
-        Dtype::F32 => run::<R, f32>(py, call, plan),
-        Dtype::F64 => run::<R, f64>(py, call, plan),
-    }
-}
-
+/// The planned step of rule `R` on arrays of `T`: None when the plan does
+/// not hold for this call (the checked step then runs); else the step's
+/// result. Every check reads pointers and fields of the objects the plan
+/// holds; the kernel gets views of their memory, with nothing converted.
 fn run<R: Rule, T: Real + Element>(
     py: Python<'_>,
-    call: &Call<'_, '_>,
     plan: &mut Plan,
+    call: &Fast<'_, '_>,
 ) -> PyResult<Option<bool>> {
     let n = plan.group_items.len();
-    let same_lists = call.params.is(&plan.params)
-        && call.state.is(&plan.state)
-        && call.groups.is(&plan.groups_list)
-        && call.group_of.is(&plan.group_of)
-        && plan.steps.same(call.steps.as_ptr())
-        && call.params.len() == n
-        && call.grads.len() == n
-        && call.group_of.len() == n
-        && call.groups.len() == plan.groups.len()
-        && call.state.len() == plan.state_items.len();
+    let (params, state) = (plan.params.bind(py), plan.state.bind(py));
+    let (groups, group_of) = (plan.groups_list.bind(py), plan.group_of.bind(py));
+    let same_lists = plan.steps.same(plan.steps.obj.as_ptr())
+        && len(params) == n
+        && len(call.grads) == n
+        && len(group_of) == n
+        && len(groups) == plan.groups.len()
+        && len(state) == plan.state_items.len();
     if !same_lists || call.grad_scale.is_some_and(|s| !s.is_finite()) {
         return Ok(None);
     }
-    for (k, item) in plan.state_items.iter().enumerate() {
-        if !item.same(call.state.get_item(k)?.as_ptr()) {
+    for (k, meta) in plan.state_items.iter().enumerate() {
+        if !meta.same(item(state, k)) {
             return Ok(None);
         }
     }
     for (i, (g, _)) in plan.group_items.iter().enumerate() {
-        if !call.group_of.get_item(i)?.is(g) {
+        if item(group_of, i) != g.as_ptr() {
             return Ok(None);
         }
     }
@@ -384,15 +442,14 @@ fn run<R: Rule, T: Real + Element>(
         return Ok(None);
     };
     for (g, group) in plan.groups.iter_mut().enumerate() {
-        let item = call.groups.get_item(g)?;
-        if !item.is(&group.dict) {
+        if item(groups, g) != group.dict.as_ptr() {
             return Ok(None);
         }
-        let dict = item.cast::<PyDict>()?;
+        let dict = group.dict.bind(py).cast::<PyDict>()?;
         if group.entries.as_ref().is_some_and(|e| unchanged(dict, e)) {
             continue;
         }
-        let Ok((hyper, frozen)) = step::read_group::<R>(g, &item) else {
+        let Ok((hyper, frozen)) = step::read_group::<R>(g, dict.as_any()) else {
             return Ok(None);
         };
         let same_slots = plan.tensors.iter().filter(|t| t.group == g).all(|t| {
@@ -408,129 +465,129 @@ fn run<R: Rule, T: Real + Element>(
     if !step::in_flight_is_empty() {
         return Ok(None); // another step is in flight: the checked step decides
     }
-    // The state arrays and the grads.
     // SAFETY: numpy's API table, loaded by the arrays the plan checked.
     let array_type =
         unsafe { numpy::npyffi::get_type_object(py, numpy::npyffi::NpyTypes::PyArray_Type) };
-    let slots = R::SLOTS.len();
-    let lists: [Option<Bound<'_, PyList>>; MAX_SLOTS] = std::array::from_fn(|k| {
-        let m = plan.state_items.get(k).filter(|_| k < slots)?;
-        match R::SLOTS[k].kind {
-            Kind::Scalar => None,
-            _ => m.obj.bind(py).cast::<PyList>().ok().cloned(),
+    // SAFETY (every slice below): arrays the plan holds and has just found
+    // unchanged, of `T` (f64 for scalars, i64 for the counts), C-contiguous
+    // and disjoint (checked when the plan was made), and grads of the
+    // param's dtype and shape, C-contiguous, sharing no memory with them;
+    // the GIL is held throughout and no Python code runs.
+    let counts: &mut [i64] = unsafe { plan.steps.slice() };
+    let scalars_of = |k: usize| match R::SLOTS[k].kind {
+        Kind::Scalar => Some(unsafe { plan.state_items[k].slice::<f64>() }),
+        _ => None,
+    };
+    let mut scalar_slots: [Option<&mut [f64]>; MAX_SLOTS] = Default::default();
+    let mut slot_lists: [Option<&Bound<'_, PyList>>; MAX_SLOTS] = Default::default();
+    for k in 0..R::SLOTS.len() {
+        scalar_slots[k] = scalars_of(k);
+        if scalar_slots[k].is_none() {
+            let list = plan.state_items[k].obj.bind(py).cast::<PyList>()?;
+            if len(list) != n {
+                return Ok(None);
+            }
+            slot_lists[k] = Some(list);
         }
-    });
-    let scalar_arrays: [Option<Bound<'_, PyArray1<f64>>>; MAX_SLOTS] = std::array::from_fn(|k| {
-        let m = plan.state_items.get(k).filter(|_| k < slots)?;
-        match R::SLOTS[k].kind {
-            Kind::Scalar => m.obj.bind(py).cast::<PyArray1<f64>>().ok().cloned(),
-            _ => None,
-        }
-    });
-    let steps = plan.steps.obj.bind(py).cast::<PyArray1<i64>>()?;
-    // SAFETY: the optimizer's private step counts, checked by the plan,
-    // GIL held.
-    let counts = unsafe { steps.as_slice_mut() }.unwrap_or_default();
+    }
     if counts.len() != n {
         return Ok(None);
     }
+    let scale = T::from_f64(std::hint::black_box(call.grad_scale.unwrap_or(1.0)));
+    let grad_scale = call.grad_scale.is_some().then_some(scale);
     let mut planned = plan.tensors.iter().peekable();
-    let mut tensors = PerTensor::with_capacity(plan.tensors.len());
-    let mut next = PerTensor::with_capacity(plan.tensors.len());
+    let mut views: PerTensor<Tensor<'_, T, R::Hyper>> = PerTensor::new();
+    let mut index: PerTensor<usize> = PerTensor::new();
     for (i, &(_, g)) in plan.group_items.iter().enumerate() {
-        let grad = call.grads.get_item(i)?;
-        let active = !hypers[g].1 && !grad.is_none();
+        let grad = item(call.grads, i);
+        // SAFETY: Py_None is a static object.
+        let active = !hypers[g].1 && grad != unsafe { ffi::Py_None() };
         let Some(t) = planned.next_if(|t| t.index == i) else {
             if active {
                 return Ok(None);
             }
             continue;
         };
-        if !active || !t.param.same(call.params.get_item(i)?.as_ptr()) {
+        if !active || !t.param.same(item(params, i)) {
             return Ok(None);
         }
         // The grad: an ndarray of the param's dtype object and shape,
         // C-contiguous, sharing no memory with a written array.
         // SAFETY: a live object; its type is checked before any field read.
-        let is_array = unsafe { ffi::Py_TYPE(grad.as_ptr()) } == array_type;
-        if !is_array {
+        if unsafe { ffi::Py_TYPE(grad) } != array_type {
             return Ok(None);
         }
-        let (_, descr, flags) = fields(&grad);
-        let grad = grad.cast_into::<PyUntypedArray>()?;
-        if descr != t.param.descr
-            || flags & numpy::npyffi::NPY_ARRAY_C_CONTIGUOUS == 0
-            || grad.shape() != t.param.shape.as_slice()
+        // SAFETY: an ndarray (checked just above).
+        let f = unsafe { &*numpy::npyffi::_PyArray_GET_ITEM_DATA(grad.cast()) };
+        if f.descr as usize != t.param.descr
+            || f.flags & numpy::npyffi::NPY_ARRAY_C_CONTIGUOUS == 0
+            || !same_dims(f, &t.param.shape)
         {
             return Ok(None);
         }
-        if let Some((start, end)) = step::span(&grad) {
+        let len = t.param.len;
+        if len > 0 {
+            let start = f.data as usize;
+            let end = start + len * std::mem::size_of::<T>();
             let k = plan.written.partition_point(|s| s.end <= start);
             if plan.written.get(k).is_some_and(|s| s.start < end) {
                 return Ok(None);
             }
         }
-        let mut slots: [Option<Bound<'_, PyUntypedArray>>; MAX_SLOTS] = Default::default();
+        let mut slots: [&mut [T]; MAX_SLOTS] = Default::default();
         let mut scalars = [0.0; MAX_SLOTS];
         for k in 0..R::SLOTS.len() {
             if !t.uses[k] {
                 continue;
             }
-            if let Some(arr) = &scalar_arrays[k] {
-                // SAFETY: private, checked by the plan, GIL held.
-                let v = unsafe { arr.as_slice() }
-                    .unwrap_or_default()
-                    .get(i)
-                    .copied();
-                match v {
-                    Some(v) if !v.is_nan() => scalars[k] = v,
+            if let Some(values) = &scalar_slots[k] {
+                match values.get(i) {
+                    Some(&v) if !v.is_nan() => scalars[k] = v,
                     _ => return Ok(None),
                 }
                 continue;
             }
-            let (Some(meta), Some(list)) = (&t.slots[k], &lists[k]) else {
+            let (Some(meta), Some(list)) = (&t.slots[k], slot_lists[k]) else {
                 return Ok(None);
             };
-            if !meta.same(list.get_item(i)?.as_ptr()) {
+            if !meta.same(item(list, i)) {
                 return Ok(None);
             }
-            slots[k] = Some(meta.obj.bind(py).cast::<PyUntypedArray>()?.clone());
+            slots[k] = unsafe { meta.slice::<T>() };
         }
         let Some(step) = step::next_step(counts[i]) else {
             return Ok(None);
         };
-        next.push(step);
-        let elem = Elem::of(plan.dtype);
-        tensors.push(Arrays {
-            index: i,
-            param: t.param.obj.bind(py).cast::<PyUntypedArray>()?.clone(),
-            shape: t.param.shape.clone(),
+        let grad: &[T] = match len {
+            0 => &[],
+            _ => unsafe { std::slice::from_raw_parts(f.data.cast::<T>(), len) },
+        };
+        index.push(i);
+        views.push(Tensor {
+            param: unsafe { t.param.slice::<T>() },
             grad,
-            grad_elem: elem,
+            shape: &t.param.shape,
             slots,
-            elems: [elem; MAX_SLOTS],
-            absmax: Default::default(),
-            fresh: [false; MAX_SLOTS],
             scalars,
-            master: None,
-            fresh_master: false,
-            hyper_group: t.group,
+            fresh: [false; MAX_SLOTS],
+            step,
+            hyper: hypers[g].0,
+            grad_scale,
         });
     }
-    let stepped = step::execute::<R, T>(
-        py,
-        Execute {
-            low: None,
-            check_finite: call.check_finite,
-            grad_scale: call.grad_scale,
-            inline: true,
-            groups: hypers,
-            scalar_arrays: &scalar_arrays[..slots],
-            lists: &lists[..slots],
-            counts,
-        },
-        &mut tensors,
-        &next,
-    )?;
-    Ok(Some(stepped))
+    if !step::compute::<R, T>(call.check_finite, &mut views).context("")? {
+        return Ok(Some(false));
+    }
+    // Commit: the scalars and step counts.
+    for (t, &i) in views.iter().zip(&index) {
+        for (k, values) in scalar_slots.iter_mut().enumerate() {
+            if let Some(values) = values {
+                if R::uses(&t.hyper, k, t.shape.len()) {
+                    values[i] = t.scalars[k];
+                }
+            }
+        }
+        counts[i] = t.step as i64;
+    }
+    Ok(Some(true))
 }

@@ -602,13 +602,20 @@ impl Low<'_, '_> {
     }
 }
 
-/// One step of rule `R`; returns false when skipped (a grad not finite).
-pub fn step<R: Rule>(py: Python<'_>, call: Call<'_, '_>) -> PyResult<bool> {
-    if let Some(cache) = call.cache {
-        if let Some(stepped) = crate::plan::fast::<R>(py, &call, cache)? {
-            return Ok(stepped);
-        }
-    }
+/// What a checked step did, as `optimizer_step` returns it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Stepped {
+    /// Skipped: a grad was not finite (with `check_finite`).
+    Skipped = 0,
+    Taken = 1,
+    /// Stepped, and recorded a plan that the next call may take
+    /// (`StepCache.step`).
+    Planned = 2,
+}
+
+/// One step of rule `R`.
+pub fn step<R: Rule>(py: Python<'_>, call: Call<'_, '_>) -> PyResult<Stepped> {
     let groups: Vec<(R::Hyper, bool)> = call
         .groups
         .iter()
@@ -668,7 +675,7 @@ pub fn step<R: Rule>(py: Python<'_>, call: Call<'_, '_>) -> PyResult<bool> {
         }
     }
     let Some(&first) = active.first() else {
-        return Ok(true);
+        return Ok(Stepped::Taken);
     };
     let names = Names::new(call.labels);
     if call.low.is_some() {
@@ -712,7 +719,7 @@ fn run<R: Rule, T: Real + Element>(
     active: &[usize],
     steps: &Steps<'_>,
     dtype: Option<Dtype>,
-) -> PyResult<bool> {
+) -> PyResult<Stepped> {
     let names = Names::new(call.labels);
     let n = call.params.len();
     let low = call.low.as_ref();
@@ -942,14 +949,18 @@ fn run<R: Rule, T: Real + Element>(
         &mut tensors,
         &next,
     )?;
-    if let (true, Some(cache), Some(plan)) = (stepped, call.cache, plan) {
+    if !stepped {
+        return Ok(Stepped::Skipped);
+    }
+    if let (Some(cache), Some(plan)) = (call.cache, plan) {
         // Busy only in a step re-entered from Python code this step ran
         // (a hyperparameter's `__float__`): that step keeps its plan.
         if let Ok(mut cache) = cache.try_borrow_mut() {
             cache.set(plan);
+            return Ok(Stepped::Planned);
         }
     }
-    Ok(stepped)
+    Ok(Stepped::Taken)
 }
 
 /// What [`execute`] needs besides the checked arrays.
@@ -1122,7 +1133,7 @@ fn compute_low<'a, R: Rule>(
 
 /// The finite check (optional) and the step, on whichever thread runs it;
 /// the views keep their new scalar state.
-fn compute<'a, R: Rule, T: Real>(
+pub(crate) fn compute<'a, R: Rule, T: Real>(
     check_finite: bool,
     views: &mut [Tensor<'a, T, R::Hyper>],
 ) -> lec7rs_core::Result<bool> {
