@@ -75,7 +75,7 @@ def _small():
     g = [np.ones(64, np.float32)]
     opt.step(g)
     opt.step(g)
-    assert opt._cache.planned and opt._planned
+    assert opt._cache.planned and opt._fast is not None
     return opt, p, g
 
 

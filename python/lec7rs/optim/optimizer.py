@@ -152,7 +152,8 @@ class Optimizer:
         # What the last small step checked, so that the next checks it by
         # identity (rust/python/src/plan.rs).
         self._cache = _core.StepCache()
-        self._planned = False
+        # Its bound ``step`` while it holds a plan (one attribute to load).
+        self._fast: Any = None
         self.defaults = dict(defaults)
         self._validate(self.defaults, "")
         self.check_finite = _flag("check_finite", check_finite)
@@ -290,7 +291,7 @@ class Optimizer:
     def _forget_plan(self) -> None:
         """Forgets the step plan: for a change of the lists it holds (the
         state, the step counts), made with the lock held."""
-        self._planned = False
+        self._fast = None
         if self._cache is not None:
             self._cache.clear()
 
@@ -370,14 +371,14 @@ class Optimizer:
     def step(self, grads: GradsT, *, grad_scale: float | None = None) -> None:
         """Updates every param that has a grad, in place, in one call into
         Rust; with ``grad_scale`` the grads are read as ``grad * grad_scale``."""
-        if self._planned and type(grads) is list:
+        fast = self._fast
+        if fast is not None and type(grads) is list:
             # The plan the last checked step recorded (rust/python/src/plan.rs),
             # taken with the lock taken in Rust; None where it does not hold.
-            stepped = self._cache.step(
-                grads, self.param_groups, self._lock, self.check_finite, grad_scale
-            )
+            stepped = fast(grads, self.param_groups, self._lock, self.check_finite, grad_scale)
             if stepped is True:
-                self.last_step_skipped = False
+                if self.last_step_skipped:
+                    self.last_step_skipped = False
                 return
             if stepped is not None:  # a grad not finite (check_finite)
                 with self._lock:
@@ -409,7 +410,7 @@ class Optimizer:
                     self._cache,
                 )
                 # 0 skipped, 1 stepped, 2 stepped with a plan recorded.
-                self._planned = stepped == 2
+                self._fast = self._cache.step if stepped == 2 else None
             if stepped:
                 self.last_step_skipped = False
             else:

@@ -317,9 +317,13 @@ impl Claim {
     }
 }
 
+/// The length of [`IN_FLIGHT`], kept beside it for a planned step's check
+/// (a load instead of the mutex).
+static IN_FLIGHT_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Whether no released step is in flight (in any process).
 pub(crate) fn in_flight_is_empty() -> bool {
-    in_flight().is_empty()
+    IN_FLIGHT_LEN.load(std::sync::atomic::Ordering::SeqCst) == 0
 }
 
 fn in_flight() -> std::sync::MutexGuard<'static, Vec<Claim>> {
@@ -333,7 +337,9 @@ struct Writing {
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        in_flight().retain(|c| c.id != self.id);
+        let mut table = in_flight();
+        table.retain(|c| c.id != self.id);
+        IN_FLIGHT_LEN.store(table.len(), std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -373,6 +379,7 @@ fn claim<R: Rule>(
     spans.sort_unstable();
     let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     table.push(Claim { pid, id, spans });
+    IN_FLIGHT_LEN.store(table.len(), std::sync::atomic::Ordering::SeqCst);
     Ok(Some(Writing { id }))
 }
 
