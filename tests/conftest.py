@@ -38,6 +38,20 @@ def simd(level: str):
         _core.set_simd_level(before)
 
 
+def in_forked_child(fn) -> int:
+    """Runs ``fn()`` in a forked child; its exit code: 0 when ``fn``
+    returned True, 1 when it raised, 2 when it returned something else."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if fn() is True else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 @contextlib.contextmanager
 def threads(n: int):
     before = lec7rs.get_num_threads()

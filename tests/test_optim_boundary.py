@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 from cases import CASE_IDS, CASES
-from conftest import assert_unchanged, snapshot
+from conftest import assert_unchanged, in_forked_child, snapshot
 from lec7rs import _core, optim
 from lec7rs.optim import optimizer as optimizer_module
 
@@ -218,16 +218,7 @@ def test_fork_while_another_thread_steps():
     t.start()
     try:
         for _ in range(5):
-            pid = os.fork()
-            if pid == 0:  # child
-                code = 1
-                try:
-                    opt.step([g])
-                    code = 0
-                finally:
-                    os._exit(code)
-            _, status = os.waitpid(pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0
+            assert in_forked_child(lambda: opt.step([g]) is None) == 0
     finally:
         stop.set()
         t.join()
