@@ -5,6 +5,7 @@ Rust) serialised with every other call on its optimizer."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -184,3 +185,35 @@ def test_a_child_forked_while_another_thread_holds_the_lock_steps():
     finally:
         stop.set()
         t.join()
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
+def test_ctrl_c_stops_a_waiting_acquire():
+    # The main thread waits for a lock another thread holds; SIGINT raises
+    # KeyboardInterrupt there within a poll slice, and the lock is left
+    # to its holder.
+    lock = _core.Lock()
+    held, stop = threading.Event(), threading.Event()
+
+    def holder():
+        with lock:
+            held.set()
+            stop.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(5)
+    main = threading.main_thread().ident
+    timer = threading.Timer(0.1, signal.pthread_kill, args=(main, signal.SIGINT))
+    timer.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lock.acquire(timeout=5)
+        assert time.perf_counter() - start < 2
+        assert lock.locked() and not lock._is_owned()
+    finally:
+        timer.cancel()
+        stop.set()
+        t.join()
+    assert not lock.locked()
