@@ -270,3 +270,37 @@ def test_a_step_re_entered_from_a_hyperparameter_is_the_checked_one():
         a.step(ga)
         b.step(gb)
         assert _snapshot(a, pa) == _snapshot(b, pb)
+
+
+class _ClearingLr:
+    """An lr whose conversion empties the grads list (once)."""
+
+    def __init__(self, grads):
+        self.grads, self.armed = grads, False
+
+    def __float__(self):
+        if self.armed:
+            self.armed = False
+            self.grads.clear()
+        return 0.01
+
+
+def test_a_hyperparameter_that_changes_the_call_is_checked_after_it_ran():
+    # The plan reads a changed group (running the lr's `__float__`) before it
+    # checks the lists, so the emptied grads list is seen: the checked
+    # step's error, nothing changed.
+    outcomes = []
+    for cached in (True, False):
+        opt, params, grads = _make(optim.SGD, dict(lr=0.1, momentum=0.9))
+        if not cached:
+            opt._cache = None
+        opt.step(grads)
+        opt.step(grads)
+        lr = _ClearingLr(grads)
+        opt.param_groups[0]["lr"] = lr
+        opt.step(grads)  # the new lr is read by name: a plan again
+        assert opt._cache is None or opt._cache.planned
+        lr.armed = True
+        outcomes.append(_outcome(opt, params, grads))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] is ValueError and "grads" in outcomes[0][1]

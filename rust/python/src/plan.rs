@@ -418,31 +418,18 @@ fn run<R: Rule, T: Real + Element>(
     let n = plan.group_items.len();
     let (params, state) = (plan.params.bind(py), plan.state.bind(py));
     let (groups, group_of) = (plan.groups_list.bind(py), plan.group_of.bind(py));
-    let same_lists = plan.steps.same(plan.steps.obj.as_ptr())
-        && len(params) == n
-        && len(call.grads) == n
-        && len(group_of) == n
-        && len(groups) == plan.groups.len()
-        && len(state) == plan.state_items.len();
-    if !same_lists || call.grad_scale.is_some_and(|s| !s.is_finite()) {
+    // The groups first: reading a changed one by name may run Python code
+    // (a hyperparameter's `__float__`), so everything else is checked
+    // after it. Unchanged, or read again with the same slots in use.
+    if len(groups) != plan.groups.len() || call.grad_scale.is_some_and(|s| !s.is_finite()) {
         return Ok(None);
     }
-    for (k, meta) in plan.state_items.iter().enumerate() {
-        if !meta.same(item(state, k)) {
-            return Ok(None);
-        }
-    }
-    for (i, (g, _)) in plan.group_items.iter().enumerate() {
-        if item(group_of, i) != g.as_ptr() {
-            return Ok(None);
-        }
-    }
-    // The groups: unchanged, or read again with the same slots in use.
     let Some(hypers) = plan.hypers.downcast_mut::<Vec<(R::Hyper, bool)>>() else {
         return Ok(None);
     };
     for (g, group) in plan.groups.iter_mut().enumerate() {
-        if item(groups, g) != group.dict.as_ptr() {
+        // (The length again: Python code may have run for the last group.)
+        if len(groups) != hypers.len() || item(groups, g) != group.dict.as_ptr() {
             return Ok(None);
         }
         let dict = group.dict.bind(py).cast::<PyDict>()?;
@@ -462,6 +449,24 @@ fn run<R: Rule, T: Real + Element>(
         hypers[g].0 = hyper;
         group.entries = entries(dict, <R::Hyper as Hyperparameters>::NAMES);
     }
+    let same_lists = plan.steps.same(plan.steps.obj.as_ptr())
+        && len(params) == n
+        && len(call.grads) == n
+        && len(group_of) == n
+        && len(state) == plan.state_items.len();
+    if !same_lists {
+        return Ok(None);
+    }
+    for (k, meta) in plan.state_items.iter().enumerate() {
+        if !meta.same(item(state, k)) {
+            return Ok(None);
+        }
+    }
+    for (i, (g, _)) in plan.group_items.iter().enumerate() {
+        if item(group_of, i) != g.as_ptr() {
+            return Ok(None);
+        }
+    }
     if !step::in_flight_is_empty() {
         return Ok(None); // another step is in flight: the checked step decides
     }
@@ -472,7 +477,7 @@ fn run<R: Rule, T: Real + Element>(
     // unchanged, of `T` (f64 for scalars, i64 for the counts), C-contiguous
     // and disjoint (checked when the plan was made), and grads of the
     // param's dtype and shape, C-contiguous, sharing no memory with them;
-    // the GIL is held throughout and no Python code runs.
+    // the GIL is held throughout and no Python code runs from here on.
     let counts: &mut [i64] = unsafe { plan.steps.slice() };
     let scalars_of = |k: usize| match R::SLOTS[k].kind {
         Kind::Scalar => Some(unsafe { plan.state_items[k].slice::<f64>() }),
