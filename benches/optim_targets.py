@@ -8,7 +8,8 @@ linear-time items of the reliability pass), measured side by side in one run.
 * Per call: ``Adam.step`` on one 1k-element float32 param against one
   ``np.add(p, g, out=p)`` on the same arrays (medians of many calls).
   Target: at most 2x. And the cs231n two-layer net (3072x100, 100, 100x10,
-  10) per step, against torch's fused Adam where torch imports.
+  10) per step and the 1k tensor, against torch's fused Adam where torch
+  imports.
 * Every element-wise rule at ``n`` float32 elements: against Adam's time in
   the same run when it moves as many bytes (28 B per element: NAdam, RAdam,
   Adamax, Adadelta, Rprop), against its bytes-moved bound otherwise (ASGD:
@@ -114,8 +115,13 @@ def main() -> int:
         topt = torch.optim.Adam(tp, lr=1e-3, fused=True)
         t_torch = median_call(topt.step, 2000)
         baseline, ratio = f"torch fused Adam {t_torch * 1e6:.1f} us", f"{t_torch / t_net:.2f}x"
+        # The per-call row's 1k tensor, through torch's fused Adam.
+        t1 = torch.from_numpy(p1.copy()).requires_grad_()
+        t1.grad = torch.from_numpy(g1.copy())
+        t_torch1 = median_call(torch.optim.Adam([t1], lr=1e-3, fused=True).step, 20000)
     except Exception as e:  # not installed, or no fused CPU Adam
         baseline = f"torch: {type(e).__name__}"
+        t_torch1 = None
     row(
         "Adam.step, cs231n net (4 tensors)",
         f"{t_net * 1e6:.1f} us",
@@ -124,6 +130,15 @@ def main() -> int:
         "(info)",
         True,
     )
+    if t_torch1 is not None:
+        row(
+            "Adam.step, one 1k f32 tensor, against torch",
+            f"{t_call * 1e6:.2f} us",
+            f"torch fused Adam {t_torch1 * 1e6:.1f} us",
+            f"{t_torch1 / t_call:.1f}x",
+            "(info)",
+            True,
+        )
 
     # -- element-wise rules at n ----------------------------------------------
     # Each rule and Adam alternate, step for step, so that both see the same
