@@ -498,8 +498,7 @@ fn run<R: Rule, T: Real + Element>(
     if counts.len() != n {
         return Ok(None);
     }
-    let scale = T::from_f64(std::hint::black_box(call.grad_scale.unwrap_or(1.0)));
-    let grad_scale = call.grad_scale.is_some().then_some(scale);
+    let grad_scale = step::scale_in::<T>(call.grad_scale);
     let mut planned = plan.tensors.iter().peekable();
     let mut views: PerTensor<Tensor<'_, T, R::Hyper>> = PerTensor::new();
     let mut index: PerTensor<usize> = PerTensor::new();

@@ -1003,11 +1003,7 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
     } = e;
     let (stepped, new_scalars) = match low {
         None => {
-            // Converted from a value that is there: the compiler may
-            // otherwise convert the bits of None (often a denormal, whose
-            // assist costs more than the conversion) before it looks.
-            let scale = T::from_f64(std::hint::black_box(grad_scale.unwrap_or(1.0)));
-            let grad_scale = grad_scale.is_some().then_some(scale);
+            let grad_scale = scale_in::<T>(grad_scale);
             // SAFETY (slices): C-contiguous and of `T` (checked), alive for
             // the call, and no other array of the call shares their memory.
             let mut views: PerTensor<Tensor<'_, T, R::Hyper>> = tensors
@@ -1121,6 +1117,14 @@ pub(crate) fn execute<R: Rule, T: Real + Element>(
         counts[i] = step as i64;
     }
     Ok(true)
+}
+
+/// A step's `grad_scale` in the element type. Converted from a value that
+/// is there: the compiler may otherwise convert the bits of None (often a
+/// denormal, whose assist costs more than the conversion) before it looks.
+pub(crate) fn scale_in<T: Real>(grad_scale: Option<f64>) -> Option<T> {
+    let scale = T::from_f64(std::hint::black_box(grad_scale.unwrap_or(1.0)));
+    grad_scale.is_some().then_some(scale)
 }
 
 /// [`compute`] for the low-precision step.
