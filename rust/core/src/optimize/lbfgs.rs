@@ -45,7 +45,7 @@
 //! ([`super::reduce`]), so both results are bit-identical for any thread
 //! count and SIMD level.
 
-use super::reduce::{self, accumulate, pass, pass_n, Body, BodyN, In, Out, BLOCK};
+use super::reduce::{self, accumulate, pass, pass_n_into, Body, BodyN, In, Out, BLOCK};
 use crate::error::{Error, Result};
 use crate::simd::{Lanes, Real};
 
@@ -219,30 +219,42 @@ impl<T: Real> BodyN<T> for Gather<'_, T> {
                 // prefetches `g` and the new `y`, which every pair reads.
                 let yj = *yj;
                 let first = q == 0;
-                accumulate::<T, L, 4>(start, len, acc, |i| {
-                    prefetch::<T, L>(s, i);
-                    prefetch::<T, L>(y, i);
-                    if first {
-                        prefetch::<T, L>(g, i);
-                        prefetch::<T, L>(yj, i);
-                    }
-                    let (s, y, g, yj) =
-                        (s.get::<L>(i), y.get::<L>(i), g.get::<L>(i), yj.get::<L>(i));
-                    [s.mul(g), y.mul(g), s.mul(yj), y.mul(yj)]
-                });
+                accumulate::<T, L, 4>(
+                    start,
+                    len,
+                    acc,
+                    #[inline(always)]
+                    |i| {
+                        prefetch::<T, L>(s, i);
+                        prefetch::<T, L>(y, i);
+                        if first {
+                            prefetch::<T, L>(g, i);
+                            prefetch::<T, L>(yj, i);
+                        }
+                        let (s, y, g, yj) =
+                            (s.get::<L>(i), y.get::<L>(i), g.get::<L>(i), yj.get::<L>(i));
+                        [s.mul(g), y.mul(g), s.mul(yj), y.mul(yj)]
+                    },
+                );
                 continue;
             }
             for (c, &v) in std::iter::once(&g).chain(self.new).enumerate() {
                 let acc = &mut acc[2 * c * regs..2 * (c + 1) * regs];
                 let first = c == 0;
-                accumulate::<T, L, 2>(start, len, acc, |i| {
-                    if first {
-                        prefetch::<T, L>(s, i);
-                        prefetch::<T, L>(y, i);
-                    }
-                    let (s, y, v) = (s.get::<L>(i), y.get::<L>(i), v.get::<L>(i));
-                    [s.mul(v), y.mul(v)]
-                });
+                accumulate::<T, L, 2>(
+                    start,
+                    len,
+                    acc,
+                    #[inline(always)]
+                    |i| {
+                        if first {
+                            prefetch::<T, L>(s, i);
+                            prefetch::<T, L>(y, i);
+                        }
+                        let (s, y, v) = (s.get::<L>(i), y.get::<L>(i), v.get::<L>(i));
+                        [s.mul(v), y.mul(v)]
+                    },
+                );
             }
         }
     }
@@ -291,34 +303,56 @@ impl<T: Real> Body<T, 1> for Combine<'_, T> {
     }
 }
 
+/// The matrices `R` (read above the diagonal) and `Y'Y` of the pairs, in
+/// the ring's order: entry `(i, j)` is slot `(order[i], order[j])` of the
+/// history's `(m + 1)`-square matrices (row length `w`).
+#[derive(Clone, Copy)]
+struct Ring<'a> {
+    sy: &'a [f64],
+    yy: &'a [f64],
+    order: &'a [usize],
+    w: usize,
+}
+
+impl Ring<'_> {
+    #[inline(always)]
+    fn r(&self, i: usize, j: usize) -> f64 {
+        self.sy[self.order[i] * self.w + self.order[j]]
+    }
+    #[inline(always)]
+    fn yy(&self, i: usize, j: usize) -> f64 {
+        self.yy[self.order[i] * self.w + self.order[j]]
+    }
+}
+
 /// The `k`-vectors `u = R^-1 a` and `p = R^-T ((D + gamma Y'Y) u - gamma b)`
-/// of the compact representation, given `r` (`k x k` row-major, of which
-/// the upper triangle `R_ij = s_i'y_j`, `i <= j`, is read; `D` is its
-/// diagonal) and `Y'Y` (`k x k`), all in f64.
+/// of the compact representation (`D` the diagonal of `R`), all in f64,
+/// into `u` and `p`.
 #[allow(clippy::needless_range_loop)] // triangular solves, by index
-fn compact(r: &[f64], yy: &[f64], a: &[f64], b: &[f64], gamma: f64) -> (Vec<f64>, Vec<f64>) {
+fn compact(m: Ring<'_>, a: &[f64], b: &[f64], gamma: f64, u: &mut Vec<f64>, p: &mut Vec<f64>) {
     let k = a.len();
-    let mut u = vec![0.0; k];
+    u.clear();
+    u.resize(k, 0.0);
     for i in (0..k).rev() {
         let mut t = a[i];
         for j in i + 1..k {
-            t -= r[i * k + j] * u[j];
+            t -= m.r(i, j) * u[j];
         }
-        u[i] = t / r[i * k + i];
+        u[i] = t / m.r(i, i);
     }
-    let mut p = vec![0.0; k];
+    p.clear();
+    p.resize(k, 0.0);
     for i in 0..k {
         let mut t = 0.0;
         for j in 0..k {
-            t += yy[i * k + j] * u[j];
+            t += m.yy(i, j) * u[j];
         }
-        t = r[i * k + i] * u[i] + gamma * t - gamma * b[i];
+        t = m.r(i, i) * u[i] + gamma * t - gamma * b[i];
         for j in 0..i {
-            t -= r[j * k + i] * p[j];
+            t -= m.r(j, i) * p[j];
         }
-        p[i] = t / r[i * k + i];
+        p[i] = t / m.r(i, i);
     }
-    (u, p)
 }
 
 /// `0 .. k` cut into the fewest ranges of at most `per_pass`, of
@@ -349,6 +383,48 @@ pub struct History<T> {
     /// Slots committed since the last direction, whose columns of `sy` and
     /// `yy` the next direction computes.
     stale: Vec<usize>,
+    /// (Boxed: the history of each of many small problems stays small.)
+    work: Box<Work<T>>,
+}
+
+/// The buffers of [`History::direction`], kept from call to call.
+struct Work<T> {
+    /// The pairs' vectors, oldest first, and the new pairs' `y`.
+    s: Vec<In<T>>,
+    y: Vec<In<T>>,
+    y_new: Vec<In<T>>,
+    /// The new pairs' positions in the ring.
+    new: Vec<usize>,
+    /// The first pass's sums.
+    sums: Vec<f64>,
+    /// `S'g`, `Y'g`, `u`, `p` (see [`compact`]) and the
+    /// coefficients of `S` and `Y` in `d`.
+    a: Vec<f64>,
+    b: Vec<f64>,
+    u: Vec<f64>,
+    p: Vec<f64>,
+    cs: Vec<T>,
+    cy: Vec<T>,
+}
+
+impl<T> Work<T> {
+    /// Room for `slots` pairs, of which one is new (the usual direction):
+    /// a history that fills up does not reallocate.
+    fn with_capacity(slots: usize) -> Self {
+        Work {
+            s: Vec::with_capacity(slots),
+            y: Vec::with_capacity(slots),
+            y_new: Vec::with_capacity(1),
+            new: Vec::with_capacity(1),
+            sums: Vec::with_capacity(4 * slots),
+            a: Vec::with_capacity(slots),
+            b: Vec::with_capacity(slots),
+            u: Vec::with_capacity(slots),
+            p: Vec::with_capacity(slots),
+            cs: Vec::with_capacity(slots),
+            cy: Vec::with_capacity(slots),
+        }
+    }
 }
 
 impl<T: Real> History<T> {
@@ -385,6 +461,7 @@ impl<T: Real> History<T> {
             sy: alloc_zeroed(square, MATRICES)?,
             yy: alloc_zeroed(square, MATRICES)?,
             stale: crate::alloc::with_capacity(slots, "the L-BFGS history")?,
+            work: Box::new(Work::with_capacity(slots)),
         })
     }
 
@@ -466,29 +543,45 @@ impl<T: Real> History<T> {
         }
         let k = self.order.len();
         let w = self.m + 1;
-        let rows = |buf: &[T]| -> Vec<In<T>> {
-            let order = self.order.iter();
-            order
-                .map(|&j| In(buf[j * n..(j + 1) * n].as_ptr()))
-                .collect()
-        };
-        let (s, y) = (rows(&self.s), rows(&self.y));
+        // The buffers of the last call, refilled (a small problem makes
+        // many directions: none allocates once the history is full).
+        let Work {
+            s,
+            y,
+            y_new,
+            new,
+            sums,
+            a,
+            b,
+            u,
+            p,
+            cs,
+            cy,
+        } = &mut *self.work;
+        for (list, buf) in [(&mut *s, &self.s), (&mut *y, &self.y)] {
+            list.clear();
+            list.extend(
+                self.order
+                    .iter()
+                    .map(|&j| In(buf[j * n..(j + 1) * n].as_ptr())),
+            );
+        }
         // a = S'g, b = Y'g, and the new columns of R and Y'Y.
-        let new: Vec<usize> = (0..k)
-            .filter(|&q| self.stale.contains(&self.order[q]))
-            .collect();
-        let y_new: Vec<In<T>> = new.iter().map(|&q| y[q]).collect();
+        new.clear();
+        new.extend((0..k).filter(|&q| self.stale.contains(&self.order[q])));
+        y_new.clear();
+        y_new.extend(new.iter().map(|&q| y[q]));
         let per = 2 + 2 * new.len();
-        let mut sums = Vec::with_capacity(k * per);
+        sums.clear();
         if k > 0 {
-            for r in passes(k, per_pass) {
+            for range in passes(k, per_pass) {
                 let body = Gather {
                     g: In(g.as_ptr()),
-                    s: &s[r.clone()],
-                    y: &y[r],
-                    new: &y_new,
+                    s: &s[range.clone()],
+                    y: &y[range],
+                    new: y_new,
                 };
-                sums.extend(pass_n(n, &body)?);
+                pass_n_into(n, &body, sums)?;
             }
         }
         for (&oi, sums) in self.order.iter().zip(sums.chunks_exact(per)) {
@@ -500,38 +593,42 @@ impl<T: Real> History<T> {
             }
         }
         self.stale.clear();
-        let a: Vec<f64> = sums.chunks_exact(per).map(|c| c[0]).collect();
-        let b: Vec<f64> = sums.chunks_exact(per).map(|c| c[1]).collect();
+        a.clear();
+        a.extend(sums.chunks_exact(per).map(|c| c[0]));
+        b.clear();
+        b.extend(sums.chunks_exact(per).map(|c| c[1]));
         let gamma = self.gamma;
-        // R (read above the diagonal) and Y'Y in the ring's order.
-        let square = |mat: &[f64]| -> Result<Vec<f64>> {
-            let order = &self.order;
-            let mut out = crate::alloc::with_capacity(k * k, "the L-BFGS k x k matrices")?;
-            out.extend(
-                order
-                    .iter()
-                    .flat_map(|&oi| order.iter().map(move |&oj| mat[oi * w + oj])),
-            );
-            Ok(out)
-        };
-        let (r, yy) = (square(&self.sy)?, square(&self.yy)?);
-        let (u, p) = compact(&r, &yy, &a, &b, gamma);
+        compact(
+            Ring {
+                sy: &self.sy,
+                yy: &self.yy,
+                order: &self.order,
+                w,
+            },
+            a,
+            b,
+            gamma,
+            u,
+            p,
+        );
         // d = -(gamma g + S p - gamma Y u).
-        let cs: Vec<T> = p.iter().map(|&v| T::from_f64(-v)).collect();
-        let cy: Vec<T> = u.iter().map(|&v| T::from_f64(gamma * v)).collect();
-        let ranges: Vec<_> = passes(k, per_pass).collect();
+        cs.clear();
+        cs.extend(p.iter().map(|&v| T::from_f64(-v)));
+        cy.clear();
+        cy.extend(u.iter().map(|&v| T::from_f64(gamma * v)));
+        let count = passes(k, per_pass).count();
         let mut gd = 0.0;
-        for (c, r) in ranges.iter().enumerate() {
+        for (c, range) in passes(k, per_pass).enumerate() {
             let body = Combine {
                 d: Out(d.as_mut_ptr()),
                 g: In(g.as_ptr()),
                 cg: T::from_f64(-gamma),
-                s: &s[r.clone()],
-                y: &y[r.clone()],
-                cs: &cs[r.clone()],
-                cy: &cy[r.clone()],
+                s: &s[range.clone()],
+                y: &y[range.clone()],
+                cs: &cs[range.clone()],
+                cy: &cy[range],
                 first: c == 0,
-                last: c + 1 == ranges.len(),
+                last: c + 1 == count,
             };
             gd = pass(n, &body)?.sum[0];
         }

@@ -971,26 +971,44 @@ impl<T: Real> BodyN<T> for Gather<'_, T> {
         let col = self.s.len();
         let mut k = 0;
         if let Some(d) = self.d {
-            accumulate::<T, L, 1>(start, len, &mut acc[..regs], |i| {
-                let d = d.get::<L>(i);
-                [d.mul(d)]
-            });
+            accumulate::<T, L, 1>(
+                start,
+                len,
+                &mut acc[..regs],
+                #[inline(always)]
+                |i| {
+                    let d = d.get::<L>(i);
+                    [d.mul(d)]
+                },
+            );
             k = 1;
             for (&s, &y) in self.s.iter().zip(self.y) {
-                accumulate::<T, L, 2>(start, len, &mut acc[k * regs..(k + 2) * regs], |i| {
-                    let d = d.get::<L>(i);
-                    [y.get::<L>(i).mul(d), s.get::<L>(i).mul(d)]
-                });
+                accumulate::<T, L, 2>(
+                    start,
+                    len,
+                    &mut acc[k * regs..(k + 2) * regs],
+                    #[inline(always)]
+                    |i| {
+                        let d = d.get::<L>(i);
+                        [y.get::<L>(i).mul(d), s.get::<L>(i).mul(d)]
+                    },
+                );
                 k += 2;
             }
         }
         if let Some(sn) = self.new {
             for j in 0..col - 1 {
                 let (s, y) = (self.s[j], self.y[j]);
-                accumulate::<T, L, 2>(start, len, &mut acc[k * regs..(k + 2) * regs], |i| {
-                    let sn = sn.get::<L>(i);
-                    [sn.mul(y.get::<L>(i)), sn.mul(s.get::<L>(i))]
-                });
+                accumulate::<T, L, 2>(
+                    start,
+                    len,
+                    &mut acc[k * regs..(k + 2) * regs],
+                    #[inline(always)]
+                    |i| {
+                        let sn = sn.get::<L>(i);
+                        [sn.mul(y.get::<L>(i)), sn.mul(s.get::<L>(i))]
+                    },
+                );
                 k += 2;
             }
         }

@@ -82,8 +82,8 @@ fn new_row<T: Real>(x0: &[T], opts: Options, bounds: Option<(&[T], &[T])>) -> Re
 }
 
 /// Bytes one row of `n` holds with an L-BFGS history of `m` pairs: the
-/// minimizer's five vectors, the history's `2 (m + 1)` vectors and its
-/// `(m + 1)^2` matrices, and the row's share of the packed trial points.
+/// minimizer's five vectors, the history's `2 (m + 1)` vectors, its
+/// `(m + 1)^2` matrices and its direction's buffers, and the row's share of the packed trial points.
 fn row_bytes<T: Real>(n: usize, m: usize, bounded: bool) -> Option<usize> {
     let slots = m.checked_add(1)?;
     // With bounds: the box and L-BFGS-B's five work vectors, and the
@@ -93,10 +93,12 @@ fn row_bytes<T: Real>(n: usize, m: usize, bounded: bool) -> Option<usize> {
     let data = vectors
         .checked_mul(n)?
         .checked_mul(std::mem::size_of::<T>())?;
+    // The matrices, three small vectors, and the direction's buffers
+    // (about 12 words per slot).
     let small = slots
         .checked_mul(slots)?
         .checked_mul(2)?
-        .checked_add(slots.checked_mul(3)?)?
+        .checked_add(slots.checked_mul(15)?)?
         .checked_mul(8)?;
     data.checked_add(small)?
         .checked_add(std::mem::size_of::<Minimizer<T>>())

@@ -21,6 +21,9 @@
 //! a time in registers (`accumulate`), into the same slots in the same
 //! order, so its sums have the bits `pass` would give them.
 
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
 use crate::error::Result;
 use crate::parallel::{self, Split};
 use crate::simd::{self, Kernel, Lanes, Real};
@@ -86,31 +89,42 @@ impl<T: Real, const S: usize, B: Body<T, S>> Kernel<T> for Span<'_, B, S> {
     unsafe fn run<V: Lanes<T>>(self) -> Sums<S> {
         let len = self.end - self.start;
         let body_len = len - len % BLOCK;
+        // The tail's whole vectors go to the registers of the same slots
+        // (a part of one more block), its last `< V::N` elements one by one.
+        let vec_len = len - len % V::N;
         let mut slots = [[T::ZERO; BLOCK]; S];
         let mut max = f64::NEG_INFINITY;
-        if body_len > 0 {
-            // (A range shorter than a block only has a tail: its vector
-            // accumulators would stay zero, so they are not even made.)
+        if vec_len > 0 {
             let regs = BLOCK / V::N;
             let zero = V::splat(T::ZERO);
             let mut acc = [[zero; BLOCK]; S];
             let mut mx = V::splat(T::from_f64(f64::NEG_INFINITY));
             let mut i = self.start;
-            while i < self.start + body_len {
-                for r in 0..regs {
-                    let (terms, m) = self.body.at::<V>(i + r * V::N);
+            // (A macro, not a closure: a closure may be compiled out of
+            // line, without the instruction set.)
+            macro_rules! add {
+                ($i:expr, $r:expr) => {{
+                    let (terms, m) = self.body.at::<V>($i + $r * V::N);
                     for k in 0..S {
-                        acc[k][r] = acc[k][r].add(terms[k]);
+                        acc[k][$r] = acc[k][$r].add(terms[k]);
                     }
                     if B::MAX {
                         mx = mx.maximum(m);
                     }
+                }};
+            }
+            while i < self.start + body_len {
+                for r in 0..regs {
+                    add!(i, r);
                 }
                 i += BLOCK;
             }
-            for k in 0..S {
-                for r in 0..regs {
-                    acc[k][r].store(slots[k].as_mut_ptr().add(r * V::N));
+            // (A constant loop with a test, not a loop to `tail`, so that
+            // the registers keep constant indices.)
+            let tail = (vec_len - body_len) / V::N;
+            for r in 0..regs {
+                if r < tail {
+                    add!(i, r);
                 }
             }
             let mut lanes = [T::ZERO; 16];
@@ -120,8 +134,20 @@ impl<T: Real, const S: usize, B: Body<T, S>> Kernel<T> for Span<'_, B, S> {
                     max = nan_max(max, l.to_f64());
                 }
             }
+            if slots_are_f64::<T>() && vec_len == len {
+                let mut sum = [0.0; S];
+                for k in 0..S {
+                    sum[k] = tree_regs::<T, V>(&mut acc[k][..regs]);
+                }
+                return Sums { sum, max };
+            }
+            for k in 0..S {
+                for r in 0..regs {
+                    acc[k][r].store(slots[k].as_mut_ptr().add(r * V::N));
+                }
+            }
         }
-        for j in body_len..len {
+        for j in vec_len..len {
             let (terms, m) = self.body.at::<T>(self.start + j);
             for k in 0..S {
                 slots[k][j - body_len] = slots[k][j - body_len].add(terms[k]);
@@ -130,9 +156,10 @@ impl<T: Real, const S: usize, B: Body<T, S>> Kernel<T> for Span<'_, B, S> {
                 max = nan_max(max, m.to_f64());
             }
         }
+        let used = if body_len > 0 { BLOCK } else { len };
         let mut sum = [0.0; S];
         for k in 0..S {
-            sum[k] = tree(&slots[k]);
+            sum[k] = tree(&slots[k], used);
         }
         Sums { sum, max }
     }
@@ -148,11 +175,13 @@ pub fn nan_max(a: f64, b: f64) -> f64 {
     }
 }
 
-/// The sum of the slots in f64, in a fixed pairwise tree.
+/// The sum of the slots in f64, in a fixed pairwise tree, of which only
+/// the first `used` may be nonzero (a range shorter than a block fills no
+/// more): the others are not read.
 #[inline(always)]
-fn tree<T: Real>(slots: &[T; BLOCK]) -> f64 {
+fn tree<T: Real>(slots: &[T], used: usize) -> f64 {
     let mut s = [0.0f64; BLOCK];
-    for (d, v) in s.iter_mut().zip(slots) {
+    for (d, v) in s.iter_mut().zip(&slots[..used.min(BLOCK)]) {
         *d = v.to_f64();
     }
     let mut w = BLOCK / 2;
@@ -163,6 +192,44 @@ fn tree<T: Real>(slots: &[T; BLOCK]) -> f64 {
         w /= 2;
     }
     s[0]
+}
+
+/// [`tree`] of the slots of one sum still in its `BLOCK / V::N` registers
+/// (slot `r * V::N + l` in lane `l` of register `r`), for `f64` slots: the
+/// tree's levels of whole registers are vector additions of the same pairs
+/// in the same order, the last `log2(V::N)` levels are scalar, so the sum
+/// has the bits of [`tree`] (of an `f32` slot, the tree adds in f64: that
+/// goes through [`tree`]). Saves the store and reload of every slot.
+#[inline(always)]
+unsafe fn tree_regs<T: Real, V: Lanes<T>>(regs: &mut [V]) -> f64 {
+    debug_assert!(std::mem::size_of::<T>() == 8 && regs.len() * V::N == BLOCK);
+    let mut w = regs.len() / 2;
+    while w > 0 {
+        for r in 0..w {
+            regs[r] = regs[r].add(regs[r + w]);
+        }
+        w /= 2;
+    }
+    let mut lanes = [T::ZERO; 16];
+    regs[0].store(lanes.as_mut_ptr());
+    let mut s = [0.0f64; 16];
+    for (d, v) in s.iter_mut().zip(&lanes[..V::N]) {
+        *d = v.to_f64();
+    }
+    let mut w = V::N / 2;
+    while w > 0 {
+        for j in 0..w {
+            s[j] += s[j + w];
+        }
+        w /= 2;
+    }
+    s[0]
+}
+
+/// Whether the slots of `T` add in their own type (`f64`), so that
+/// [`tree_regs`] applies.
+const fn slots_are_f64<T>() -> bool {
+    std::mem::size_of::<T>() == 8
 }
 
 /// Runs `body` over `0 .. n` as one parallel pass and returns its sums and
@@ -252,10 +319,12 @@ pub(crate) trait BodyN<T: Real>: Sync {
     fn sums(&self) -> usize;
 
     /// Adds the terms of elements `start .. start + len`, in order: the term
-    /// of element `start + j` for sum `k` goes to lane `j % L::N` of
-    /// `acc[k * regs + (j % BLOCK) / L::N]`, `regs = BLOCK / L::N`, i.e. to
-    /// slot `j % BLOCK` of sum `k`. `len` is a multiple of `BLOCK`, or less
-    /// than `BLOCK` with `L = T` (a range's tail).
+    /// of element `i` for sum `k` goes to slot `i % BLOCK` of sum `k` (a
+    /// range starts at a multiple of `BLOCK`), which is lane `j % L::N` of
+    /// `acc[k * regs + j / L::N]`, `j = i % BLOCK`, `regs = BLOCK / L::N`.
+    /// `len` is a multiple of `L::N`: whole blocks, then at the end of a
+    /// range part of one (its whole vectors), and with `L = T` the last
+    /// `< BLOCK` elements of a range (its tail), in slot memory.
     ///
     /// # Safety
     /// As [`Body::at`] for every element of the range;
@@ -300,34 +369,59 @@ pub(crate) unsafe fn accumulate<T: Real, L: Lanes<T>, const G: usize>(
     term: impl Term<L, G>,
 ) {
     let regs = BLOCK / L::N;
-    if !len.is_multiple_of(BLOCK) {
-        // A tail (`L = T`, one slot per accumulator), in memory.
-        debug_assert_eq!(L::N, 1);
+    debug_assert!(len.is_multiple_of(L::N));
+    if L::N == 1 && len < BLOCK {
+        // Part of a block (a range's tail) in slot memory, from slot
+        // `start % BLOCK` on.
+        let first = start % BLOCK;
+        debug_assert!(first + len <= BLOCK);
         for j in 0..len {
             let t = term.at(start + j);
             for k in 0..G {
-                acc[k * regs + j] = acc[k * regs + j].add(t[k]);
+                acc[k * regs + first + j] = acc[k * regs + first + j].add(t[k]);
             }
         }
         return;
     }
-    // `regs <= BLOCK` (one lane per register at least).
-    let mut a = [[L::splat(T::ZERO); BLOCK]; G];
+    // `regs <= BLOCK` (one lane per register at least); only the first
+    // `regs` of each sum are used, so the rest stays uninitialized (zeroing
+    // all `BLOCK` cost a 4 KB memset per call at AVX2: most of a small
+    // problem's pass).
+    let mut a = [[MaybeUninit::<L>::uninit(); BLOCK]; G];
     for k in 0..G {
-        a[k][..regs].copy_from_slice(&acc[k * regs..(k + 1) * regs]);
-    }
-    let mut i = start;
-    while i < start + len {
         for r in 0..regs {
-            let t = term.at(i + r * L::N);
+            a[k][r] = MaybeUninit::new(acc[k * regs + r]);
+        }
+    }
+    // (A macro, not a closure, as in `Span::run`.)
+    macro_rules! add {
+        ($i:expr, $r:expr) => {{
+            let t = term.at($i + $r * L::N);
             for k in 0..G {
-                a[k][r] = a[k][r].add(t[k]);
+                // SAFETY: registers below `regs` were initialized above.
+                a[k][$r] = MaybeUninit::new(a[k][$r].assume_init().add(t[k]));
             }
+        }};
+    }
+    let end = start + len;
+    let mut i = start;
+    while i + BLOCK <= end {
+        for r in 0..regs {
+            add!(i, r);
         }
         i += BLOCK;
     }
+    // Part of a block at the end of a range (as in `Span::run`).
+    let tail = (end - i) / L::N;
+    for r in 0..regs {
+        if r < tail {
+            add!(i, r);
+        }
+    }
     for k in 0..G {
-        acc[k * regs..(k + 1) * regs].copy_from_slice(&a[k][..regs]);
+        for r in 0..regs {
+            acc[k * regs + r] = a[k][r].assume_init();
+        }
     }
 }
 
@@ -365,43 +459,94 @@ impl<B: Sync> Split for SpanN<'_, B> {
     }
 }
 
-impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
-    type Output = Vec<f64>;
+thread_local! {
+    /// The accumulators of this thread's [`SpanN`] passes, kept so that
+    /// many small passes (the L-BFGS directions of `minimize_many`'s rows)
+    /// allocate nothing: a buffer of 8-byte words, of which an aligned part
+    /// holds the registers.
+    static ACC: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
 
-    /// The slots of [`Span::run`], sum by sum: `acc[k * regs + r]` holds
-    /// register `r` of sum `k`, `slots[k * BLOCK + j]` slot `j` of sum `k`.
+impl<B> SpanN<'_, B> {
+    /// The slots of [`Span::run`], sum by sum, in `buf`: register `r` of
+    /// sum `k` is `acc[k * regs + r]`, so slot `j` of sum `k` is element
+    /// `k * BLOCK + j` of the same memory seen as `T` (where the tail's
+    /// last `< V::N` elements add, after the registers).
     #[inline(always)]
-    unsafe fn run<V: Lanes<T>>(self) -> Vec<f64> {
+    unsafe fn sums_with<T: Real, V: Lanes<T>>(&self, buf: &mut Vec<u64>, out: &mut Vec<f64>)
+    where
+        B: BodyN<T>,
+    {
         let s = self.body.sums();
         let len = self.end - self.start;
         let body_len = len - len % BLOCK;
         let regs = BLOCK / V::N;
-        let mut slots = vec![T::ZERO; BLOCK * s];
-        if body_len > 0 {
-            let mut acc = vec![V::splat(T::ZERO); regs * s];
+        // Room for `s * BLOCK` elements at a 64-byte boundary.
+        let bytes = s * BLOCK * std::mem::size_of::<T>();
+        let words = bytes.div_ceil(8) + 8;
+        if buf.len() < words {
+            buf.resize(words, 0);
+        }
+        let base = buf.as_mut_ptr() as *mut u8;
+        let base = base.add(base.align_offset(64));
+        std::ptr::write_bytes(base, 0, bytes);
+        // As in `Span::run`: the tail's whole vectors in registers, then
+        // its last `< V::N` elements in slot memory.
+        let vec_len = len - len % V::N;
+        if vec_len > 0 {
+            // SAFETY: `regs * s` registers of zero bits (0.0) in the buffer,
+            // at an alignment of at least a register's.
+            let acc = std::slice::from_raw_parts_mut(base as *mut V, regs * s);
             let mut i = self.start;
-            while i < self.start + body_len {
-                let step = TILE.min(self.start + body_len - i);
-                self.body.add::<V>(i, step, &mut acc);
+            while i < self.start + vec_len {
+                let step = TILE.min(self.start + vec_len - i);
+                self.body.add::<V>(i, step, acc);
                 i += step;
             }
-            for (r, a) in acc.iter().enumerate() {
-                let (k, reg) = (r / regs, r % regs);
-                a.store(slots.as_mut_ptr().add(k * BLOCK + reg * V::N));
+            if slots_are_f64::<T>() && vec_len == len {
+                for c in acc.chunks_exact_mut(regs) {
+                    out.push(tree_regs::<T, V>(c));
+                }
+                return;
             }
         }
-        if body_len < len {
+        let slots = std::slice::from_raw_parts_mut(base as *mut T, s * BLOCK);
+        if vec_len < len {
             self.body
-                .add::<T>(self.start + body_len, len - body_len, &mut slots);
+                .add::<T>(self.start + vec_len, len - vec_len, slots);
         }
-        slots
-            .chunks_exact(BLOCK)
-            .map(|c| {
-                let mut col = [T::ZERO; BLOCK];
-                col.copy_from_slice(c);
-                tree(&col)
-            })
-            .collect()
+        let used = if body_len > 0 { BLOCK } else { len };
+        for c in slots.chunks_exact(BLOCK) {
+            out.push(tree(c, used));
+        }
+    }
+}
+
+impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
+    type Output = Vec<f64>;
+
+    #[inline(always)]
+    unsafe fn run<V: Lanes<T>>(self) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.body.sums());
+        self.sums_with::<T, V>(&mut Vec::new(), &mut out);
+        out
+    }
+}
+
+/// A one-chunk [`SpanN`] that appends to the caller's sums, with the
+/// caller's accumulators.
+struct SpanNInto<'a, 'b, B> {
+    span: SpanN<'a, B>,
+    buf: &'b mut Vec<u64>,
+    out: &'b mut Vec<f64>,
+}
+
+impl<T: Real, B: BodyN<T>> Kernel<T> for SpanNInto<'_, '_, B> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: Lanes<T>>(self) {
+        self.span.sums_with::<T, V>(self.buf, self.out);
     }
 }
 
@@ -409,6 +554,19 @@ impl<T: Real, B: BodyN<T>> Kernel<T> for SpanN<'_, B> {
 /// `body.sums()` sums, the same bits for any thread count and SIMD level,
 /// and the same bits as [`pass`] for the same terms.
 pub(crate) fn pass_n<T: Real, B: BodyN<T>>(n: usize, body: &B) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    pass_n_into(n, body, &mut out)?;
+    Ok(out)
+}
+
+/// [`pass_n`], appending the sums to `out` (a caller of many small passes,
+/// the L-BFGS direction of a small problem, keeps it and allocates
+/// nothing).
+pub(crate) fn pass_n_into<T: Real, B: BodyN<T>>(
+    n: usize,
+    body: &B,
+    out: &mut Vec<f64>,
+) -> Result<()> {
     let span = SpanN {
         body,
         start: 0,
@@ -417,20 +575,34 @@ pub(crate) fn pass_n<T: Real, B: BodyN<T>>(n: usize, body: &B) -> Result<Vec<f64
     if n <= parallel::CHUNK {
         // As in `pass`: one chunk, without `map_chunks`'s allocations;
         // `+= 0.0` is the fold below (it turns -0.0 into 0.0).
-        let mut out = simd::dispatch::<T, SpanN<'_, B>>(span);
-        for v in &mut out {
+        // (This thread's accumulators, taken here: the thread-local access
+        // is not inlined into the SIMD function, so it must stay outside.)
+        let from = out.len();
+        let run = |buf: &mut Vec<u64>| {
+            simd::dispatch::<T, SpanNInto<'_, '_, B>>(SpanNInto {
+                span,
+                buf,
+                out: &mut *out,
+            })
+        };
+        ACC.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => run(&mut buf),
+            Err(_) => run(&mut Vec::new()),
+        });
+        for v in &mut out[from..] {
             *v += 0.0;
         }
-        return Ok(out);
+        return Ok(());
     }
     let parts = parallel::map_chunks(vec![span], simd::dispatch::<T, SpanN<'_, B>>)?;
-    let mut out = vec![0.0; body.sums()];
+    let from = out.len();
+    out.resize(from + body.sums(), 0.0);
     for p in parts {
-        for (o, v) in out.iter_mut().zip(p) {
+        for (o, v) in out[from..].iter_mut().zip(p) {
             *o += v;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A raw read pointer that may cross threads: passes only read through it.
@@ -614,10 +786,16 @@ pub(super) mod tests {
         }
 
         unsafe fn add<L: Lanes<T>>(&self, start: usize, len: usize, acc: &mut [L]) {
-            accumulate::<T, L, 2>(start, len, acc, |i| {
-                let b = self.b.get::<L>(i);
-                [self.a.get::<L>(i).mul(b), b.mul(b)]
-            });
+            accumulate::<T, L, 2>(
+                start,
+                len,
+                acc,
+                #[inline(always)]
+                |i| {
+                    let b = self.b.get::<L>(i);
+                    [self.a.get::<L>(i).mul(b), b.mul(b)]
+                },
+            );
         }
     }
 
