@@ -774,6 +774,73 @@ pub(super) mod tests {
         }
     }
 
+    /// The documented order of a pass, written out: element `j` adds to
+    /// slot `j % BLOCK` (in the element type, from +0.0), the slots add in
+    /// f64 in the pairwise tree. `dot` and `pass_n` must give its bits at
+    /// every level for lengths around the vector and block sizes (the
+    /// tails' whole vectors go through registers, the rest one by one).
+    fn model<T: Real>(a: &[T], b: &[T]) -> f64 {
+        let mut slots = [T::ZERO; BLOCK];
+        for (j, (&x, &y)) in a.iter().zip(b).enumerate() {
+            slots[j % BLOCK] = slots[j % BLOCK].add(x.mul(y));
+        }
+        let mut s = slots.map(|v| v.to_f64());
+        let mut w = BLOCK / 2;
+        while w > 0 {
+            for j in 0..w {
+                s[j] += s[j + w];
+            }
+            w /= 2;
+        }
+        0.0 + s[0]
+    }
+
+    #[test]
+    fn short_passes_add_in_the_documented_order() {
+        let lens = [
+            1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 20, 21, 24, 31, 32, 33, 36, 37, 44, 48, 63, 64, 65,
+            100, 257, 1000,
+        ];
+        for n in lens {
+            let a = data(n, 7);
+            let b = data(n, 8);
+            let af: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+            let bf: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+            let (want, want32) = (model(&a, &b), model(&af, &bf));
+            for level in supported_levels() {
+                set_level(level).unwrap();
+                assert_eq!(
+                    dot(&a, &b).unwrap().to_bits(),
+                    want.to_bits(),
+                    "n={n} {level}"
+                );
+                assert_eq!(
+                    dot(&af, &bf).unwrap().to_bits(),
+                    want32.to_bits(),
+                    "n={n} {level}"
+                );
+                let two = |a: &[f64], b: &[f64]| {
+                    pass_n(
+                        n,
+                        &TwoDots {
+                            a: In(a.as_ptr()),
+                            b: In(b.as_ptr()),
+                        },
+                    )
+                    .unwrap()
+                };
+                let got = two(&a, &b);
+                assert_eq!(got[0].to_bits(), want.to_bits(), "pass_n n={n} {level}");
+                assert_eq!(
+                    got[1].to_bits(),
+                    model(&b, &b).to_bits(),
+                    "pass_n n={n} {level}"
+                );
+            }
+            set_level(crate::simd::best_level()).unwrap();
+        }
+    }
+
     /// `[a b, b b]`, as a pass with a run-time number of sums.
     struct TwoDots<T> {
         a: In<T>,
