@@ -55,7 +55,7 @@ fn all_equal<R: PartialEq + std::fmt::Debug>(results: Vec<R>) -> R {
     results.into_iter().next().unwrap()
 }
 
-const DRAWS: [Draw; 3] = [
+const DRAWS: [Draw; 5] = [
     Draw {
         key: [0, 0],
         start: 0,
@@ -64,6 +64,16 @@ const DRAWS: [Draw; 3] = [
     Draw {
         key: [0xdead_beef, 7],
         start: u32::MAX as u128 - 5,
+    },
+    // Wraps in the second group of a pair computed together (AVX2), or
+    // just after the pair.
+    Draw {
+        key: [3, 4],
+        start: u32::MAX as u128 - 16 - 5,
+    },
+    Draw {
+        key: [5, 6],
+        start: u32::MAX as u128 - 31,
     },
     Draw {
         key: [1, 2],

@@ -13,8 +13,8 @@
 //! k = (k0 + W0, k1 + W1)        (mod 2^32, between rounds)
 //! ```
 //!
-//! [`block`] is the scalar definition. [`blocks16`] computes the 16 blocks
-//! of a group with any lane type ([`Words`]): `u32` (one block per
+//! [`block`] is the scalar definition. [`blocks`] computes the 16 blocks
+//! of a group (or of several) with any lane type ([`Words`]): `u32` (one block per
 //! register), the AVX2 / AVX-512 types of `lanes_x86` (4 and 8) and the NEON
 //! type of `lanes_neon` (4). All of them are integer arithmetic, so every
 //! level gives the same words.
@@ -70,12 +70,16 @@ pub fn counter_words(c: u128) -> [u32; 4] {
 /// instruction set; operations on an existing value are then safe.
 pub trait Words: Copy {
     const N: usize;
-    /// How many registers [`blocks16`] takes through the ten rounds
-    /// together (a power of two dividing `16 / N`): enough independent
-    /// multiply chains to hide their latency, few enough that the four
-    /// words of each, the two multipliers and the products fit in the
-    /// level's register file without spilling.
+    /// How many registers [`blocks`] takes through the ten rounds
+    /// together (a power of two that divides `16 / N` or is a multiple of
+    /// it): enough independent multiply chains to hide their latency, few
+    /// enough that the four words of each, the two multipliers and the
+    /// products (mostly) stay in the level's register file.
     const PASS: usize;
+    /// Groups of 16 blocks computed together: as many as one pass of
+    /// [`Words::PASS`] registers covers (kernels take the words of a draw
+    /// this many groups at a time, [`blocks`]).
+    const GROUPS: usize = (Self::PASS * Self::N).div_ceil(16);
 
     /// # Safety
     /// The CPU supports this type's instruction set.
@@ -159,6 +163,9 @@ impl Words for u32 {
     }
 }
 
+/// The most groups any lane type computes together ([`Words::GROUPS`]).
+pub const MAX_GROUPS: usize = 2;
+
 /// The key of every round and the multipliers, splatted once per call.
 #[derive(Clone, Copy)]
 pub struct RoundKeys<V> {
@@ -200,24 +207,43 @@ fn round<V: Words>(set: &mut [[V; 4]], keys: &RoundKeys<V>, r: usize) {
     }
 }
 
-/// [`block`] of the 16 counters `first .. first + 16`, whose low words
-/// must not wrap, word-major: `out[16 * w + j]` is word `w` of block `j`.
+/// [`block`] of the `16 * out.len()` counters `first ..`, whose low words
+/// must not wrap, word-major per group of 16: `out[q][16 * w + j]` is word
+/// `w` of block `16 * q + j`. `out` holds one group or [`Words::GROUPS`].
 ///
-/// The `16 / V::N` registers go through the rounds [`Words::PASS`] at a
-/// time: one block's rounds are a chain of dependent multiplies, and
-/// interleaving independent chains keeps the multiplier busy, but more
-/// chains than the registers hold spill to the stack (AVX2's 16 ymm
-/// registers hold two sets of four words, not four). The out-of-order core
-/// overlaps consecutive passes. (Index loops: iterator adapters are not
-/// always inlined into the dispatching `#[target_feature]` function in
-/// builds without LTO.)
+/// The `16 * out.len() / V::N` registers go through the rounds
+/// [`Words::PASS`] at a time: one block's rounds are a chain of dependent
+/// multiplies, and interleaving independent chains keeps the multiplier
+/// busy, but more chains than the registers hold spill to the stack. The
+/// out-of-order core overlaps consecutive passes. (Index loops: iterator
+/// adapters are not always inlined into the dispatching
+/// `#[target_feature]` function in builds without LTO.)
 ///
 /// # Safety
-/// The CPU supports `V`'s instruction set; `first as u32 <= u32::MAX - 15`.
+/// The CPU supports `V`'s instruction set;
+/// `first as u32 <= u32::MAX - (16 * out.len() - 1)`.
+#[inline(always)]
+pub unsafe fn blocks<V: Words>(first: u128, keys: &RoundKeys<V>, out: &mut [[u32; 64]]) {
+    // Constant group counts, so that the loops below unroll.
+    if out.len() == V::GROUPS {
+        blocks_n(first, keys, out, V::GROUPS);
+    } else {
+        debug_assert_eq!(out.len(), 1);
+        blocks_n(first, keys, &mut out[..1], 1);
+    }
+}
+
+/// [`blocks`] of `groups == out.len()` groups.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-pub unsafe fn blocks16<V: Words>(first: u128, keys: &RoundKeys<V>, out: &mut [u32; 64]) {
-    let regs = 16 / V::N;
+unsafe fn blocks_n<V: Words>(
+    first: u128,
+    keys: &RoundKeys<V>,
+    out: &mut [[u32; 64]],
+    groups: usize,
+) {
+    const { assert!(V::GROUPS * 16 / V::N <= 16 && V::GROUPS >= 1 && V::GROUPS <= MAX_GROUPS) };
+    let regs = 16 * groups / V::N;
     let lo = first as u32;
     let (c1, c2, c3) = (
         V::splat((first >> 32) as u32),
@@ -245,19 +271,31 @@ pub unsafe fn blocks16<V: Words>(first: u128, keys: &RoundKeys<V>, out: &mut [u3
         round(set, keys, 8);
         round(set, keys, 9);
     }
-    let out = out.as_mut_ptr();
     if regs == 1 {
+        let out = out[0].as_mut_ptr();
         for w in 0..4 {
             x[0][w].store(out.add(16 * w));
         }
         return;
     }
     for r in (0..regs).step_by(2) {
+        // Registers `r` and `r + 1` hold blocks `j .. j + 2 N` of group `q`.
+        let (q, j) = (r * V::N / 16, r * V::N % 16);
+        let out = out[q].as_mut_ptr();
         for w in 0..4 {
-            // `16 * w + r * N + 2 N <= 64`.
-            x[r][w].store2(x[r + 1][w], out.add(16 * w + r * V::N));
+            // `16 * w + j + 2 N <= 64`.
+            x[r][w].store2(x[r + 1][w], out.add(16 * w + j));
         }
     }
+}
+
+/// [`blocks`] of one group of 16 counters.
+///
+/// # Safety
+/// As [`blocks`], for 16 counters.
+#[inline(always)]
+pub unsafe fn blocks16<V: Words>(first: u128, keys: &RoundKeys<V>, out: &mut [u32; 64]) {
+    blocks(first, keys, std::slice::from_mut(out))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! plain loops around them (comparisons, conversions, multiplies, which LLVM
 //! vectorizes) are compiled for that instruction set.
 
-use super::philox::{block, blocks16, counter_words, RoundKeys, Words};
+use super::philox::{block, counter_words, RoundKeys, Words, MAX_GROUPS};
 use super::stream::Draw;
 use super::{GROUP_BLOCKS, GROUP_WORDS};
 use crate::simd::{self, Level};
@@ -79,21 +79,31 @@ impl<V: Words> Source<V> {
     /// `16 * w + j` of the group is word `w` of its block `j`.
     #[inline(always)]
     pub fn group(&self, g: u64, buf: &mut [u32; GROUP_WORDS]) {
+        self.groups(g, std::slice::from_mut(buf));
+    }
+
+    /// Writes the words of groups `g .. g + buf.len()` (one group or
+    /// [`Words::GROUPS`], computed together) to `buf`, as [`Source::group`].
+    #[inline(always)]
+    pub fn groups(&self, g: u64, buf: &mut [[u32; GROUP_WORDS]]) {
         let first = self
             .draw
             .start
             .wrapping_add(u128::from(g) * GROUP_BLOCKS as u128);
-        if first as u32 <= u32::MAX - (GROUP_BLOCKS as u32 - 1) {
+        let blocks = GROUP_BLOCKS * buf.len();
+        if first as u32 <= u32::MAX - (blocks as u32 - 1) {
             // SAFETY: a `Source<V>` exists only where `V` is supported, and
             // the low counter word does not wrap.
-            unsafe { blocks16(first, &self.keys, buf) };
+            unsafe { super::philox::blocks(first, &self.keys, buf) };
         } else {
-            // The low counter word wraps inside this group (once every 2^32
-            // blocks): count block by block, carrying into the next word.
-            for j in 0..GROUP_BLOCKS {
-                let out = block(counter_words(first.wrapping_add(j as u128)), self.draw.key);
+            // The low counter word wraps inside these groups (once every
+            // 2^32 blocks): count block by block, carrying into the next
+            // word.
+            for b in 0..blocks {
+                let out = block(counter_words(first.wrapping_add(b as u128)), self.draw.key);
+                let (q, j) = (b / GROUP_BLOCKS, b % GROUP_BLOCKS);
                 for (w, word) in out.into_iter().enumerate() {
-                    buf[GROUP_BLOCKS * w + j] = word;
+                    buf[q][GROUP_BLOCKS * w + j] = word;
                 }
             }
         }
@@ -109,16 +119,29 @@ impl<V: Words> Source<V> {
     /// it otherwise).
     #[inline(always)]
     pub fn runs(&self, first: u64, n: usize, mut f: impl FnMut(&[u32], usize)) {
-        let mut buf = [0u32; GROUP_WORDS];
+        let mut buf = [[0u32; GROUP_WORDS]; MAX_GROUPS];
         let mut at = 0;
         while at < n {
             let word = first + at as u64;
             let g = word / GROUP_WORDS as u64;
-            let skip = (word % GROUP_WORDS as u64) as usize;
-            let take = (GROUP_WORDS - skip).min(n - at);
-            self.group(g, &mut buf);
-            f(&buf[skip..skip + take], at);
-            at += take;
+            let mut skip = (word % GROUP_WORDS as u64) as usize;
+            // Several groups where the run reaches past this one.
+            let count = if skip + (n - at) > GROUP_WORDS {
+                V::GROUPS
+            } else {
+                1
+            };
+            let buf = &mut buf[..count];
+            self.groups(g, buf);
+            for words in buf.iter() {
+                let take = (GROUP_WORDS - skip).min(n - at);
+                if take == 0 {
+                    break;
+                }
+                f(&words[skip..skip + take], at);
+                at += take;
+                skip = 0;
+            }
         }
     }
 }

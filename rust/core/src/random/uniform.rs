@@ -90,8 +90,15 @@ impl WordKernel for WordsKernel<'_, '_> {
         let (body_out, tail_out) = rest.split_at_mut(body);
         let g0 = (first + head as u64) / group;
         let (groups, _) = body_out.as_chunks_mut::<GROUP_WORDS>();
-        for k in 0..groups.len() {
-            source.group(g0 + k as u64, &mut groups[k]);
+        let mut k = 0;
+        while k < groups.len() {
+            let count = if groups.len() - k >= V::GROUPS {
+                V::GROUPS
+            } else {
+                1
+            };
+            source.groups(g0 + k as u64, &mut groups[k..k + count]);
+            k += count;
         }
         let ends = [(head_out, first), (tail_out, first + (head + body) as u64)];
         for (out, start) in ends {
