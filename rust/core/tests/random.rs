@@ -7,7 +7,9 @@ use std::sync::Mutex;
 
 use lec7rs_core::parallel::{self, CHUNK};
 use lec7rs_core::random::philox::{block, counter_words};
-use lec7rs_core::random::{fill_bernoulli, fill_uniform, fill_words, Draw, Keep, Stream};
+use lec7rs_core::random::{
+    fill_bernoulli, fill_block_words, fill_uniform, fill_words, Draw, Keep, Stream,
+};
 use lec7rs_core::regularization::{
     dropout_backward, dropout_eval, dropout_train, fractional_max_pool2d,
     fractional_max_pool2d_backward, stochastic_depth, Dest, FractionalPool, PoolShape,
@@ -109,6 +111,34 @@ fn words_follow_the_layout_on_every_level() {
                     first + i as u64
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn block_major_words_follow_their_definition_on_every_level() {
+    // Value `e` is word `e & 3` of the block of counter
+    // `((e >> 2) as u32, c1, c2, c3)`: unaligned starts, runs across groups
+    // and pairs of groups, and the low word wrapping without carry.
+    let (key, high) = ([0xdead_beef, 42], [3, 0x8000_0001, 0x5352_4e44]);
+    let wrap = 4u64 << 32;
+    for (first, n) in [
+        (0u64, 1usize),
+        (0, 64),
+        (3, 200),
+        (61, 70),
+        (1000, 2048),
+        (wrap - 70, 300),
+    ] {
+        let got = all_equal(everywhere(|| {
+            let mut out = vec![0u32; n];
+            fill_block_words(key, high, first, &mut out);
+            out
+        }));
+        for (j, &w) in got.iter().enumerate() {
+            let e = first + j as u64;
+            let ctr = [(e >> 2) as u32, high[0], high[1], high[2]];
+            assert_eq!(w, block(ctr, key)[(e & 3) as usize], "e {e}");
         }
     }
 }

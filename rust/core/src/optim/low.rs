@@ -22,7 +22,6 @@ use super::rule::{ElemConsts, Elementwise, Kind, Rule, Tensor, MAX_SLOTS, STREAM
 use super::{check_len, check_step, Ptrs};
 use crate::error::{Error, Result};
 use crate::parallel::{self, split_mut, split_ref, Split};
-use crate::random::philox;
 use crate::simd::{self, drive, Kernel, Lanes};
 
 /// Elements per absmax of an 8-bit state; also the tile of [`tiled`].
@@ -271,8 +270,10 @@ pub fn round_stochastic(format: Half, x: f32, word: u32) -> u16 {
     }
 }
 
-/// The stochastic rounding word of element `e` of param `index` at `step`.
-#[inline(always)]
+/// The Philox block of element `e` of param `index` at `step`: element
+/// `e` rounds with its word `e & 3` (the definition that
+/// [`crate::random::fill_block_words`] computes vectorized).
+#[cfg(test)]
 fn sr_block(key: [u32; 2], step: u64, index: u32, e: u64) -> [u32; 4] {
     let ctr = [
         (e >> 2) as u32,
@@ -280,7 +281,7 @@ fn sr_block(key: [u32; 2], step: u64, index: u32, e: u64) -> [u32; 4] {
         step as u32,
         SR_DOMAIN ^ (step >> 32) as u32,
     ];
-    philox::block(ctr, key)
+    crate::random::philox::block(ctr, key)
 }
 
 /// A key of stochastic rounding for one tensor.
@@ -307,15 +308,54 @@ fn round_into(format: Half, src: &[f32], dst: &mut [u16], sr: Option<Sr>, at: us
             }
         }
         Some(sr) => {
-            let mut words = [0u32; 4];
-            for (j, (d, &x)) in dst.iter_mut().zip(src).enumerate() {
-                let e = (at + j) as u64;
-                if j == 0 || e & 3 == 0 {
-                    words = sr_block(sr.key, sr.step, sr.index, e);
+            // The words of a chunk at a time, vectorized, then the rounding.
+            let mut words = [0u32; SR_CHUNK];
+            let high = [sr.index, sr.step as u32, SR_DOMAIN ^ (sr.step >> 32) as u32];
+            for (k, (dst, src)) in dst
+                .chunks_mut(SR_CHUNK)
+                .zip(src.chunks(SR_CHUNK))
+                .enumerate()
+            {
+                let words = &mut words[..dst.len()];
+                let first = (at + k * SR_CHUNK) as u64;
+                crate::random::fill_block_words(sr.key, high, first, words);
+                let src = &src[..dst.len()];
+                if format == Half::Bf16 {
+                    for j in 0..dst.len() {
+                        dst[j] = round_stochastic_bf16(src[j], words[j]);
+                    }
+                } else {
+                    for j in 0..dst.len() {
+                        dst[j] = round_stochastic(format, src[j], words[j]);
+                    }
                 }
-                *d = round_stochastic(format, x, words[(e & 3) as usize]);
             }
         }
+    }
+}
+
+/// Values rounded stochastically per call of [`crate::random::fill_block_words`].
+const SR_CHUNK: usize = 1024;
+
+/// [`round_stochastic`] into bfloat16, without branches (so that it
+/// vectorizes). For finite `x`, the value toward zero is the top half of
+/// its bits, the next one away from zero that plus one, and the distance
+/// from the first in units of the spacing is the low half over 2^16
+/// exactly (the spacing is 2^16 units of `x`'s last place, also where the
+/// next value is in the next binade). So "up" is `word < low << 16`, the
+/// comparison of [`round_stochastic`] in integers. Non-finite `x` and the
+/// largest finite magnitudes (whose next value is infinite) round to
+/// nearest even; exact values (low half zero) never go up.
+#[inline(always)]
+pub fn round_stochastic_bf16(x: f32, word: u32) -> u16 {
+    let b = x.to_bits();
+    let (lo, low) = ((b >> 16) as u16, b & 0xFFFF);
+    let up = u16::from(word < low << 16);
+    let nearest = (lo & 0x7F80) == 0x7F80 || (lo & 0x7FFF) == 0x7F7F;
+    if nearest {
+        f32_to_bf16(x)
+    } else {
+        lo + up
     }
 }
 
@@ -1201,6 +1241,67 @@ mod tests {
             round_stochastic(Half::F16, -1.0005, 0),
             f32_to_f16(-1.0009766)
         );
+    }
+
+    #[test]
+    fn branch_free_bf16_rounding_is_the_definition() {
+        // Every bfloat16 pattern's neighbourhood (the low halves 0, 1, the
+        // middle and the top, which covers NaN, inf, the largest finite
+        // values, zeros and subnormals), then random floats; the words at
+        // and around the threshold `low << 16`, and random ones.
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        let check = |bits: u32, word: u32| {
+            let x = f32::from_bits(bits);
+            assert_eq!(
+                round_stochastic_bf16(x, word),
+                round_stochastic(Half::Bf16, x, word),
+                "x {bits:#010x} word {word:#010x}"
+            );
+        };
+        for hi in 0..=0xFFFFu32 {
+            for low in [0u32, 1, 0x7FFF, 0x8000, 0xFFFF] {
+                let t = low << 16;
+                for word in [0, 1, t.wrapping_sub(1), t, t.wrapping_add(1), u32::MAX] {
+                    check(hi << 16 | low, word);
+                }
+                check(hi << 16 | low, next() as u32);
+            }
+        }
+        for _ in 0..4_000_000 {
+            let v = next();
+            check(v as u32, (v >> 32) as u32);
+        }
+    }
+
+    #[test]
+    fn stochastic_rounding_words_are_the_counter_blocks() {
+        // `fill_block_words` at any offset and length (unaligned, across
+        // groups and pairs of groups, and where `e >> 2` wraps at 2^32 with
+        // no carry) against `sr_block`, on the current level.
+        let (key, step, index) = ([0x1234_5678, 0x9abc_def0], (7u64 << 32) | 5, 3u32);
+        let high = [index, step as u32, SR_DOMAIN ^ (step >> 32) as u32];
+        let wrap = 4u64 << 32;
+        for (first, n) in [
+            (0u64, 1usize),
+            (0, 64),
+            (3, 200),
+            (61, 70),
+            (1000, 2048),
+            (wrap - 70, 300),
+        ] {
+            let mut out = vec![0u32; n];
+            crate::random::fill_block_words(key, high, first, &mut out);
+            for (j, &w) in out.iter().enumerate() {
+                let e = first + j as u64;
+                assert_eq!(w, sr_block(key, step, index, e)[(e & 3) as usize], "e {e}");
+            }
+        }
     }
 }
 

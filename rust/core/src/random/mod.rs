@@ -35,7 +35,7 @@ pub mod uniform;
 
 pub use bernoulli::{fill_bernoulli, Keep};
 pub use stream::{Draw, Stream, ALGORITHM, MAX_SPAWN};
-pub use uniform::{fill_uniform, fill_words, Uniform};
+pub use uniform::{fill_block_words, fill_uniform, fill_words, Uniform};
 
 use crate::parallel::{split_mut, Split};
 

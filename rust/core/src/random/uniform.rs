@@ -1,8 +1,8 @@
 //! Raw words and uniform floats in [0, 1).
 
-use super::philox::Words;
+use super::philox::{blocks, RoundKeys, Words, MAX_GROUPS};
 use super::source::{dispatch, Source, WordKernel};
-use super::{Draw, Span, GROUP_WORDS};
+use super::{Draw, Span, GROUP_BLOCKS, GROUP_WORDS};
 use crate::error::Result;
 use crate::parallel;
 use crate::simd::Real;
@@ -116,6 +116,70 @@ impl WordKernel for WordsKernel<'_, '_> {
 pub fn fill_words(draw: Draw, first: u64, out: &mut [u32]) -> Result<()> {
     parallel::for_each_chunk(vec![Span { out, first }], |span| {
         dispatch(WordsKernel(&draw, span))
+    })
+}
+
+struct BlockMajorKernel<'a> {
+    key: [u32; 2],
+    high: u128,
+    first: u64,
+    out: &'a mut [u32],
+}
+
+impl WordKernel for BlockMajorKernel<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // index loops: see `blocks16`
+    unsafe fn run<V: Words>(self) {
+        let keys = RoundKeys::<V>::new(self.key);
+        let (first, out) = (self.first, self.out);
+        let n = out.len();
+        let mut buf = [[0u32; GROUP_WORDS]; MAX_GROUPS];
+        let mut at = 0;
+        while at < n {
+            let e = first + at as u64;
+            let mut skip = (e % GROUP_WORDS as u64) as usize;
+            // The group's first block, `(e >> 2) as u32` rounded down to a
+            // multiple of 16: its 16 blocks never wrap.
+            let b0 = (e / GROUP_WORDS as u64 * GROUP_BLOCKS as u64) as u32;
+            let count = if skip + (n - at) > GROUP_WORDS && b0 <= u32::MAX - 31 {
+                V::GROUPS
+            } else {
+                1
+            };
+            let buf = &mut buf[..count];
+            blocks(self.high | u128::from(b0), &keys, buf);
+            for words in buf.iter() {
+                let take = (GROUP_WORDS - skip).min(n - at);
+                if take == 0 {
+                    break;
+                }
+                let dst = &mut out[at..at + take];
+                // Element `4 j + w` of the group is word `w` of block `j`.
+                for k in 0..take {
+                    let i = skip + k;
+                    dst[k] = words[GROUP_BLOCKS * (i & 3) + (i >> 2)];
+                }
+                at += take;
+                skip = 0;
+            }
+        }
+    }
+}
+
+/// Writes `out[j] = block([(e >> 2) as u32, c1, c2, c3], key)[e & 3]` for
+/// `e = first + j`: four consecutive values from each block of counters
+/// whose low word is the value's index over four (wrapping at 2^32, without
+/// carry) and whose other words are `high = [c1, c2, c3]`. On the current
+/// thread (callers run inside their own chunks).
+pub fn fill_block_words(key: [u32; 2], high: [u32; 3], first: u64, out: &mut [u32]) {
+    let high = u128::from(high[0]) << 32 | u128::from(high[1]) << 64 | u128::from(high[2]) << 96;
+    dispatch(BlockMajorKernel {
+        key,
+        high,
+        first,
+        out,
     })
 }
 
