@@ -8,7 +8,9 @@
 //! way out (to nearest even as NumPy's `astype`, or stochastically for the
 //! param), so every SIMD level and thread count gives the same bits, and
 //! the update uses the float32 moments of this step before they are
-//! rounded for storage.
+//! rounded for storage. The float16 conversions use F16C where the CPU has
+//! it (x86 at the AVX2 and AVX-512 levels), fixing up NaN lanes, and
+//! vectorized integer code elsewhere: the same bits either way.
 //!
 //! An element-wise rule ([`tiled`]) converts tiles of [`BLOCK`] elements
 //! into float32 buffers on the stack, runs its kernel over them and writes
@@ -325,6 +327,11 @@ fn round_into(format: Half, src: &[f32], dst: &mut [u16], sr: Option<Sr>, at: us
             }
         }
         None => {
+            #[cfg(target_arch = "x86_64")]
+            if f16c::usable() {
+                // SAFETY: the CPU has F16C and AVX2 (checked).
+                return unsafe { f16c::round(src, dst) };
+            }
             for (d, &x) in dst.iter_mut().zip(src) {
                 *d = f32_to_f16(x);
             }
@@ -390,9 +397,89 @@ fn widen(format: Half, src: &[u16], dst: &mut [f32]) {
             }
         }
         Half::F16 => {
+            #[cfg(target_arch = "x86_64")]
+            if f16c::usable() {
+                // SAFETY: the CPU has F16C and AVX2 (checked).
+                return unsafe { f16c::widen(src, dst) };
+            }
             for (d, &h) in dst.iter_mut().zip(src) {
                 *d = f16_to_f32(h);
             }
+        }
+    }
+}
+
+/// The float16 conversions with F16C's `vcvtph2ps` / `vcvtps2ph` (round to
+/// nearest even): the same values as [`f16_to_f32`] and [`f32_to_f16`] for
+/// every input but NaN, where F16C sets the quiet bit and NumPy keeps the
+/// payload as it is. A register with a NaN lane is converted again with
+/// the integer definitions.
+#[cfg(target_arch = "x86_64")]
+mod f16c {
+    use std::arch::x86_64::*;
+
+    use super::{f16_to_f32, f32_to_f16};
+    use crate::simd::{self, Level};
+
+    /// Whether to use them: F16C is present and the SIMD level is not
+    /// forced to scalar (which runs the integer definitions).
+    #[inline(always)]
+    pub fn usable() -> bool {
+        simd::level() != Level::Scalar
+            && std::arch::is_x86_feature_detected!("f16c")
+            && std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// `dst[i] = f16_to_f32(src[i])` over the shorter of the two.
+    ///
+    /// # Safety
+    /// The CPU has F16C and AVX2.
+    #[target_feature(enable = "avx2,f16c")]
+    pub unsafe fn widen(src: &[u16], dst: &mut [f32]) {
+        let n = src.len().min(dst.len());
+        let (src, dst) = (&src[..n], &mut dst[..n]);
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: `i + 8 <= n` elements of both.
+            let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
+            let mag = _mm256_and_si256(_mm256_cvtepu16_epi32(h), _mm256_set1_epi32(0x7FFF));
+            let nan = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7C00));
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+            if _mm256_movemask_epi8(nan) != 0 {
+                for j in i..i + 8 {
+                    dst[j] = f16_to_f32(src[j]);
+                }
+            }
+            i += 8;
+        }
+        for j in i..n {
+            dst[j] = f16_to_f32(src[j]);
+        }
+    }
+
+    /// `dst[i] = f32_to_f16(src[i])` over the shorter of the two.
+    ///
+    /// # Safety
+    /// As [`widen`].
+    #[target_feature(enable = "avx2,f16c")]
+    pub unsafe fn round(src: &[f32], dst: &mut [u16]) {
+        let n = src.len().min(dst.len());
+        let (src, dst) = (&src[..n], &mut dst[..n]);
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: `i + 8 <= n` elements of both.
+            let x = _mm256_loadu_ps(src.as_ptr().add(i));
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x);
+            _mm_storeu_si128(dst.as_mut_ptr().add(i).cast(), h);
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(x, x)) != 0 {
+                for j in i..i + 8 {
+                    dst[j] = f32_to_f16(src[j]);
+                }
+            }
+            i += 8;
+        }
+        for j in i..n {
+            dst[j] = f32_to_f16(src[j]);
         }
     }
 }
@@ -1346,6 +1433,46 @@ mod tests {
                 let x = f32::from_bits(bits);
                 assert_eq!(f32_to_f16(x), f32_to_f16_plain(x), "{bits:#010x}");
             }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn f16c_conversions_are_the_definitions() {
+        if !f16c::usable() {
+            return;
+        }
+        // Every float16, at every offset in a register and in the tail.
+        let all: Vec<u16> = (0..=0xFFFFu16).collect();
+        for skip in [0, 3] {
+            let src = &all[skip..];
+            let mut got = vec![0f32; src.len()];
+            // SAFETY: checked above.
+            unsafe { f16c::widen(src, &mut got) };
+            for (&h, g) in src.iter().zip(&got) {
+                assert_eq!(g.to_bits(), f16_to_f32_plain(h).to_bits(), "{h:#06x}");
+            }
+        }
+        // Floats around every float16 rounding boundary and NaNs of every
+        // kind, then random ones.
+        let mut xs = Vec::new();
+        for hi in 0..=0xFFFFu32 {
+            for low in [0u32, 1, 0x0FFF, 0x1000, 0x1001, 0x7FFF, 0x8000, 0xFFFF] {
+                xs.push(f32::from_bits(hi << 16 | low));
+            }
+        }
+        let mut r = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..1_000_000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            xs.push(f32::from_bits(r as u32));
+        }
+        let mut got = vec![0u16; xs.len()];
+        // SAFETY: checked above.
+        unsafe { f16c::round(&xs[5..], &mut got[5..]) };
+        for (x, &g) in xs[5..].iter().zip(&got[5..]) {
+            assert_eq!(g, f32_to_f16_plain(*x), "{:#010x}", x.to_bits());
         }
     }
 
