@@ -15,6 +15,8 @@ streams in the same run:
   replaces the param as input; the bfloat16 param is only written); the
   issue counts 30 B (also reading the bfloat16 param).
 * bfloat16 params + int8 state: 10 B plus 8 B of absmax per 2048.
+* bfloat16 or float16 params with stochastic rounding: 22 B, as rounding
+  to nearest (plus one Philox word per element, computed, not moved).
 
 Targets: each within 1.2x of its bound; bfloat16 params + int8 state at
 least 2.2x faster than the float32 step. Against torch's fused Adam on
@@ -53,6 +55,17 @@ def variants(n: int) -> dict:
     make("bf16 params + master weights", bf, bf, 28, master_weights=True)
     make("bf16 params + int8 state", bf, bf, 10 + 8 / 2048, state_dtype="int8")
     make("f16 params + f16 grads, f32 state", np.float16, np.float16, 22)
+    # Stochastic rounding moves the bytes of rounding to nearest; it adds
+    # one Philox word per element.
+    for name, dtype in (("bf16", bf), ("f16", np.float16)):
+        make(
+            f"{name} params + stochastic rounding",
+            dtype,
+            dtype,
+            22,
+            stochastic_rounding=True,
+            rng=lec7rs.Generator(0),
+        )
     return out
 
 

@@ -260,34 +260,32 @@ fn from_f32(format: Half, x: f32) -> u16 {
     }
 }
 
-/// `x` rounded toward zero to the format, and the next value away from zero.
-#[inline(always)]
-fn neighbours(format: Half, x: f32) -> (u16, u16) {
-    let near = from_f32(format, x);
-    let back = to_f32(format, near);
-    // Rounding to nearest went away from zero: step back one (same sign).
-    let lo = if back.abs() > x.abs() { near - 1 } else { near };
-    (lo, lo + 1)
-}
-
 /// Stochastic rounding of `x` with the random word `word`: up (away from
 /// zero) with probability equal to the distance from the value toward
 /// zero, in units of the spacing. NaN, inf, exact values and values whose
 /// upper neighbour is infinite round to nearest even.
+///
+/// Written without branches (every case computed, then selected), so that
+/// a loop over it vectorizes; [`tests`] checks it against the plain form.
 #[inline(always)]
 pub fn round_stochastic(format: Half, x: f32, word: u32) -> u16 {
-    if !x.is_finite() {
-        return from_f32(format, x);
-    }
-    let (lo, hi) = neighbours(format, x);
+    let nearest = from_f32(format, x);
+    let back = to_f32(format, nearest);
+    // Toward zero: one step back where rounding to nearest went away from
+    // zero (same sign); the next value away from zero is one step up.
+    let lo = if back.abs() > x.abs() {
+        nearest.wrapping_sub(1)
+    } else {
+        nearest
+    };
+    let hi = lo.wrapping_add(1);
     let (lo_v, hi_v) = (to_f32(format, lo), to_f32(format, hi));
-    if lo_v == x || !hi_v.is_finite() {
-        return from_f32(format, x);
-    }
     let a = f64::from(x).abs() - f64::from(lo_v).abs();
     let w = f64::from(hi_v).abs() - f64::from(lo_v).abs();
-    let frac = a / w;
-    if f64::from(word) < frac * 4_294_967_296.0 {
+    let up = f64::from(word) < a / w * 4_294_967_296.0;
+    if !x.is_finite() || lo_v == x || !hi_v.is_finite() {
+        nearest
+    } else if up {
         hi
     } else {
         lo
@@ -355,7 +353,7 @@ fn round_into(format: Half, src: &[f32], dst: &mut [u16], sr: Option<Sr>, at: us
                     }
                 } else {
                     for j in 0..dst.len() {
-                        dst[j] = round_stochastic(format, src[j], words[j]);
+                        dst[j] = round_stochastic(Half::F16, src[j], words[j]);
                     }
                 }
             }
@@ -1484,6 +1482,66 @@ mod tests {
         for bits in 0..=u32::MAX {
             let x = f32::from_bits(bits);
             assert_eq!(f32_to_f16(x), f32_to_f16_plain(x), "{bits:#010x}");
+        }
+    }
+
+    /// The plain form of [`round_stochastic`].
+    fn round_stochastic_plain(format: Half, x: f32, word: u32) -> u16 {
+        if !x.is_finite() {
+            return from_f32(format, x);
+        }
+        let near = from_f32(format, x);
+        let back = to_f32(format, near);
+        let lo = if back.abs() > x.abs() { near - 1 } else { near };
+        let hi = lo + 1;
+        let (lo_v, hi_v) = (to_f32(format, lo), to_f32(format, hi));
+        if lo_v == x || !hi_v.is_finite() {
+            return from_f32(format, x);
+        }
+        let a = f64::from(x).abs() - f64::from(lo_v).abs();
+        let w = f64::from(hi_v).abs() - f64::from(lo_v).abs();
+        let frac = a / w;
+        if f64::from(word) < frac * 4_294_967_296.0 {
+            hi
+        } else {
+            lo
+        }
+    }
+
+    #[test]
+    fn branch_free_stochastic_rounding_is_the_plain_form() {
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r
+        };
+        for format in [Half::Bf16, Half::F16] {
+            // Every high half with low halves around the rounding bits of
+            // both formats (bit 16 for bfloat16; 13 and above for float16),
+            // with random words, then random pairs.
+            for hi in 0..=0xFFFFu32 {
+                for low in [0u32, 1, 0x0FFF, 0x1000, 0x1FFF, 0x8000, 0xFFFF] {
+                    let (x, word) = (f32::from_bits(hi << 16 | low), next() as u32);
+                    assert_eq!(
+                        round_stochastic(format, x, word),
+                        round_stochastic_plain(format, x, word),
+                        "{format:?} {:#010x} {word:#010x}",
+                        x.to_bits()
+                    );
+                }
+            }
+            for _ in 0..1_000_000 {
+                let v = next();
+                let (x, word) = (f32::from_bits(v as u32), (v >> 32) as u32);
+                assert_eq!(
+                    round_stochastic(format, x, word),
+                    round_stochastic_plain(format, x, word),
+                    "{format:?} {:#010x} {word:#010x}",
+                    x.to_bits()
+                );
+            }
         }
     }
 
