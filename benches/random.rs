@@ -3,6 +3,7 @@
 //!     cargo bench -p lec7rs-core --bench random
 //!     LEC7RS_NUM_THREADS=1 LEC7RS_SIMD=scalar cargo bench -p lec7rs-core --bench random -- words
 //!
+//! `block_words/*` the block-major order of stochastic rounding.
 //! `words/*` measures raw generator throughput: criterion's bytes/s times 8
 //! is random bits per second, per core with `LEC7RS_NUM_THREADS=1` (the
 //! default here; set it to compare thread counts). `dropout_f32/*` reports
@@ -11,7 +12,7 @@
 //! `shared/bench/roofline.c`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lec7rs_core::random::{fill_uniform, fill_words, Stream};
+use lec7rs_core::random::{fill_block_words, fill_uniform, fill_words, Stream};
 use lec7rs_core::regularization::{dropout_train, Dest};
 use lec7rs_core::{parallel, simd};
 
@@ -41,6 +42,19 @@ fn words(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+}
+
+/// The block-major words of stochastic rounding (one thread: its callers
+/// run inside their own chunks), in L2.
+fn block_words(c: &mut Criterion) {
+    let mut group = c.benchmark_group("block_words");
+    let n = 64 * 1024;
+    let mut out = vec![0u32; n];
+    group.throughput(Throughput::Bytes(4 * n as u64));
+    group.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter(|| fill_block_words([1, 2], [3, 4, 5], 0, &mut out))
+    });
     group.finish();
 }
 
@@ -78,5 +92,5 @@ fn dropout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, words, uniform, dropout);
+criterion_group!(benches, words, block_words, uniform, dropout);
 criterion_main!(benches);

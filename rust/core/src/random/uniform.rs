@@ -157,13 +157,29 @@ impl WordKernel for BlockMajorKernel<'_> {
                 }
                 let dst = &mut out[at..at + take];
                 // Element `4 j + w` of the group is word `w` of block `j`.
-                for k in 0..take {
-                    let i = skip + k;
-                    dst[k] = words[GROUP_BLOCKS * (i & 3) + (i >> 2)];
+                if let Ok(dst) = <&mut [u32; GROUP_WORDS]>::try_from(&mut *dst) {
+                    transpose(words, dst);
+                } else {
+                    for k in 0..take {
+                        let i = skip + k;
+                        dst[k] = words[GROUP_BLOCKS * (i & 3) + (i >> 2)];
+                    }
                 }
                 at += take;
                 skip = 0;
             }
+        }
+    }
+}
+
+/// `out[4 j + w] = words[16 w + j]`: a whole group from word-major to
+/// block-major order (fixed sizes, which LLVM turns into shuffles).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // index loops: see `blocks16`
+fn transpose(words: &[u32; GROUP_WORDS], out: &mut [u32; GROUP_WORDS]) {
+    for j in 0..GROUP_BLOCKS {
+        for w in 0..4 {
+            out[4 * j + w] = words[GROUP_BLOCKS * w + j];
         }
     }
 }
