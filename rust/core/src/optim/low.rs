@@ -1582,26 +1582,26 @@ mod tests {
     }
 
     #[test]
-    fn stochastic_rounding_words_are_the_counter_blocks() {
-        // `fill_block_words` at any offset and length (unaligned, across
-        // groups and pairs of groups, and where `e >> 2` wraps at 2^32 with
-        // no carry) against `sr_block`, on the current level.
-        let (key, step, index) = ([0x1234_5678, 0x9abc_def0], (7u64 << 32) | 5, 3u32);
-        let high = [index, step as u32, SR_DOMAIN ^ (step >> 32) as u32];
-        let wrap = 4u64 << 32;
-        for (first, n) in [
-            (0u64, 1usize),
-            (0, 64),
-            (3, 200),
-            (61, 70),
-            (1000, 2048),
-            (wrap - 70, 300),
-        ] {
-            let mut out = vec![0u32; n];
-            crate::random::fill_block_words(key, high, first, &mut out);
-            for (j, &w) in out.iter().enumerate() {
-                let e = first + j as u64;
-                assert_eq!(w, sr_block(key, step, index, e)[(e & 3) as usize], "e {e}");
+    fn stochastic_rounding_uses_each_elements_counter_block() {
+        // `round_into` against its definition element by element: word
+        // `e & 3` of `sr_block` for element `e`, at offsets and lengths
+        // across groups and chunks, and where `e >> 2` wraps at 2^32.
+        let sr = Sr {
+            key: [0x1234_5678, 0x9abc_def0],
+            step: (7u64 << 32) | 5,
+            index: 3,
+        };
+        let wrap = 4usize << 32;
+        for format in [Half::Bf16, Half::F16] {
+            for (at, n) in [(0usize, 1usize), (61, 3000), (wrap - 70, 300)] {
+                let src: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 * 1e-5).collect();
+                let mut dst = vec![0u16; n];
+                round_into(format, &src, &mut dst, Some(sr), at);
+                for (j, (&x, &d)) in src.iter().zip(&dst).enumerate() {
+                    let e = (at + j) as u64;
+                    let word = sr_block(sr.key, sr.step, sr.index, e)[(e & 3) as usize];
+                    assert_eq!(d, round_stochastic(format, x, word), "{format:?} e {e}");
+                }
             }
         }
     }
