@@ -304,3 +304,47 @@ def test_a_hyperparameter_that_changes_the_call_is_checked_after_it_ran():
         outcomes.append(_outcome(opt, params, grads))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] is ValueError and "grads" in outcomes[0][1]
+
+
+class _GrowingLr:
+    """An lr whose conversion adds a param group or loads a state dict
+    into the optimizer that is stepping (while armed)."""
+
+    def __init__(self, opt, extra, saved):
+        self.opt, self.extra, self.saved, self.armed, self.how = opt, extra, saved, False, None
+
+    def __float__(self):
+        if self.armed:
+            if self.how == "add":
+                self.opt.add_param_group({"params": [self.extra]})
+            else:
+                self.opt.load_state_dict(self.saved)
+        return 0.01
+
+
+@pytest.mark.parametrize("how", ["add", "load"])
+@pytest.mark.parametrize("cached", [True, False])
+def test_groups_and_state_cannot_change_from_inside_a_step(how, cached):
+    # Planned or checked, the step refuses with a clear error, and nothing
+    # changes: not the params, the state or the groups (the extra array can
+    # still be added afterwards, so it was not half added).
+    opt, params, grads = _make(optim.SGD, dict(lr=0.1, momentum=0.9))
+    if not cached:
+        opt._cache = None
+    extra = np.ones(3, np.float32)
+    lr = _GrowingLr(opt, extra, opt.state_dict())
+    opt.param_groups[0]["lr"] = lr
+    opt.step(grads)
+    opt.step(grads)
+    assert opt._cache is None or opt._cache.planned
+    lr.armed, lr.how = True, how
+    before, groups = _snapshot(opt, params), len(opt.param_groups)
+    # The step reads the lr as a number: the refusal is named in its error.
+    with pytest.raises(TypeError, match=r"__float__ raised RuntimeError: .*cannot run during step"):
+        opt.step(grads)
+    assert _snapshot(opt, params) == before
+    assert len(opt.param_groups) == groups
+    lr.armed = False
+    opt.add_param_group({"params": [extra]})
+    assert len(opt.param_groups) == groups + 1
+    opt.step([*grads, np.ones(3, np.float32)])

@@ -154,6 +154,8 @@ class Optimizer:
         self._cache = _core.StepCache()
         # Its bound ``step`` while it holds a plan (one attribute to load).
         self._fast: Any = None
+        # Set while a checked step runs (``_in_step``).
+        self._stepping = False
         self.defaults = dict(defaults)
         self._validate(self.defaults, "")
         self.check_finite = _flag("check_finite", check_finite)
@@ -225,6 +227,7 @@ class Optimizer:
             self._add_param_group(param_group)
 
     def _add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        self._refuse_in_step("add_param_group")
         if not isinstance(param_group, Mapping) or "params" not in param_group:
             raise TypeError("a param group must be a dict with a 'params' entry")
         where = f"param_groups[{len(self.param_groups)}]: "
@@ -287,6 +290,30 @@ class Optimizer:
             else:
                 self._state[k].extend([None] * len(arrays))
         self._steps = np.concatenate([self._steps, np.zeros(len(arrays), dtype=np.int64)])
+
+    def _in_step(self) -> bool:
+        """Whether a step of this optimizer is running on this thread, and
+        code it calls (a hyperparameter's ``__float__``) called back in. With
+        the lock held, which a step holds throughout."""
+        if self._stepping:
+            return True
+        if self._cache is None:
+            return False
+        try:
+            # A step by the plan holds its cache borrowed (plan.rs).
+            self._cache.planned  # noqa: B018
+        except RuntimeError:
+            return True
+        return False
+
+    def _refuse_in_step(self, what: str) -> None:
+        """Raises before anything changes where ``what`` was called from
+        inside a step: the step would go on with lists it no longer owns."""
+        if self._in_step():
+            raise RuntimeError(
+                f"{what}() cannot run during step(): it was called from code the step "
+                "runs (such as a hyperparameter's __float__); call it between steps"
+            )
 
     def _forget_plan(self) -> None:
         """Forgets the step plan: for a change of the lists it holds (the
@@ -391,6 +418,7 @@ class Optimizer:
         # at construction.
         lock = self._lock
         lock.acquire()
+        stepping, self._stepping = self._stepping, True
         try:
             if self._low:
                 stepped = self._step_low(grads, grad_scale)
@@ -417,6 +445,7 @@ class Optimizer:
                 self.last_step_skipped = True
                 self._skipped_steps += 1
         finally:
+            self._stepping = stepping
             lock.release()
 
     def _step_low(self, grads: list, grad_scale: float | None) -> int:
@@ -520,6 +549,7 @@ class Optimizer:
             return self._stage(state_dict)
 
     def _stage(self, state_dict: Mapping[str, Any]) -> Callable[[], None]:
+        self._refuse_in_step("load_state_dict")
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         d = state_dict
@@ -654,10 +684,10 @@ class Optimizer:
 
         def commit() -> None:
             with self._lock:
+                self._forget_plan()
                 for group, restored in zip(self.param_groups, new_groups):
                     group.clear()
                     group.update(restored)
-                self._forget_plan()
                 self._state = state
                 self._absmax = absmax
                 self._master = master

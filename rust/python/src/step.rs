@@ -100,8 +100,12 @@ fn value(obj: Option<Bound<'_, PyAny>>, depth: usize) -> Value {
         return int_value(&obj);
     }
     if obj.cast::<PyString>().is_err() && obj.hasattr("__float__").unwrap_or(false) {
-        // NumPy's float16 / float32 scalars.
-        return obj.extract::<f64>().map_or(Value::Other(ty), Value::Float);
+        // NumPy's float16 / float32 scalars. A `__float__` that raises is
+        // named in the type error, with its exception.
+        return obj.extract::<f64>().map_or_else(
+            |e| Value::Other(format!("{ty} (whose __float__ raised {e})")),
+            Value::Float,
+        );
     }
     if let Ok(s) = obj.cast::<PyString>() {
         return s.extract::<String>().map_or(Value::Other(ty), Value::Str);
