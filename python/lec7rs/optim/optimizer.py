@@ -222,7 +222,9 @@ class Optimizer:
             raise type(e)(f"{where}{e}") from None
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
-        """Adds a group (a dict with ``"params"`` and optional overrides)."""
+        """Adds a group (a dict with ``"params"`` and optional overrides).
+        Between steps only: called from code a step runs (a hyperparameter's
+        ``__float__``) it raises ``RuntimeError`` and changes nothing."""
         with self._lock:
             self._add_param_group(param_group)
 
@@ -537,7 +539,8 @@ class Optimizer:
         """Restores a ``state_dict()``; the optimizer then continues
         bit-identically. Everything is checked first: a dict that does not fit
         (other optimizer, group count, shapes, dtypes) raises ``ValueError``
-        and changes nothing."""
+        and changes nothing; so does a call from inside a step
+        (``RuntimeError``), as for :meth:`add_param_group`."""
         with self._lock:
             self._stage_load_state_dict(state_dict)()
 
