@@ -129,6 +129,8 @@ fn block_major_words_follow_their_definition_on_every_level() {
         (61, 70),
         (1000, 2048),
         (wrap - 70, 300),
+        // A pair of groups from the last group before the wrap.
+        (wrap - 40, 100),
     ] {
         let got = all_equal(everywhere(|| {
             let mut out = vec![0u32; n];

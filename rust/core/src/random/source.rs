@@ -119,29 +119,52 @@ impl<V: Words> Source<V> {
     /// it otherwise).
     #[inline(always)]
     pub fn runs(&self, first: u64, n: usize, mut f: impl FnMut(&[u32], usize)) {
-        let mut buf = [[0u32; GROUP_WORDS]; MAX_GROUPS];
-        let mut at = 0;
-        while at < n {
-            let word = first + at as u64;
-            let g = word / GROUP_WORDS as u64;
-            let mut skip = (word % GROUP_WORDS as u64) as usize;
-            // Several groups where the run reaches past this one.
-            let count = if skip + (n - at) > GROUP_WORDS {
-                V::GROUPS
-            } else {
-                1
-            };
-            let buf = &mut buf[..count];
-            self.groups(g, buf);
-            for words in buf.iter() {
-                let take = (GROUP_WORDS - skip).min(n - at);
-                if take == 0 {
-                    break;
-                }
-                f(&words[skip..skip + take], at);
-                at += take;
-                skip = 0;
+        walk_groups::<V>(
+            first,
+            n,
+            #[inline(always)]
+            |g, buf| self.groups(g, buf),
+            #[inline(always)]
+            |words, skip, take, at| f(&words[skip..skip + take], at),
+        );
+    }
+}
+
+/// The walk of [`Source::runs`] over the groups that hold words
+/// `first .. first + n`, with the groups' words computed by `compute(g,
+/// buf)`: it fills groups `g .. g + buf.len()`, [`Words::GROUPS`] of them
+/// where the run reaches past group `g`, else one. Then `f(words, skip,
+/// take, at)` gets each group's words and the part of it in the run:
+/// `words[skip .. skip + take]` are the words `first + at ..`. Mark both
+/// closures `#[inline(always)]` (see [`Source::runs`]).
+#[inline(always)]
+pub(crate) fn walk_groups<V: Words>(
+    first: u64,
+    n: usize,
+    mut compute: impl FnMut(u64, &mut [[u32; GROUP_WORDS]]),
+    mut f: impl FnMut(&[u32; GROUP_WORDS], usize, usize, usize),
+) {
+    let mut buf = [[0u32; GROUP_WORDS]; MAX_GROUPS];
+    let mut at = 0;
+    while at < n {
+        let word = first + at as u64;
+        let g = word / GROUP_WORDS as u64;
+        let mut skip = (word % GROUP_WORDS as u64) as usize;
+        let count = if skip + (n - at) > GROUP_WORDS {
+            V::GROUPS
+        } else {
+            1
+        };
+        let buf = &mut buf[..count];
+        compute(g, buf);
+        for words in buf.iter() {
+            let take = (GROUP_WORDS - skip).min(n - at);
+            if take == 0 {
+                break;
             }
+            f(words, skip, take, at);
+            at += take;
+            skip = 0;
         }
     }
 }

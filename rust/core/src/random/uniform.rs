@@ -1,7 +1,7 @@
 //! Raw words and uniform floats in [0, 1).
 
-use super::philox::{blocks, RoundKeys, Words, MAX_GROUPS};
-use super::source::{dispatch, Source, WordKernel};
+use super::philox::{blocks, RoundKeys, Words};
+use super::source::{dispatch, walk_groups, Source, WordKernel};
 use super::{Draw, Span, GROUP_BLOCKS, GROUP_WORDS};
 use crate::error::Result;
 use crate::parallel;
@@ -133,28 +133,28 @@ impl WordKernel for BlockMajorKernel<'_> {
     #[allow(clippy::needless_range_loop)] // index loops: see `blocks16`
     unsafe fn run<V: Words>(self) {
         let keys = RoundKeys::<V>::new(self.key);
-        let (first, out) = (self.first, self.out);
-        let n = out.len();
-        let mut buf = [[0u32; GROUP_WORDS]; MAX_GROUPS];
-        let mut at = 0;
-        while at < n {
-            let e = first + at as u64;
-            let mut skip = (e % GROUP_WORDS as u64) as usize;
-            // The group's first block, `(e >> 2) as u32` rounded down to a
-            // multiple of 16: its 16 blocks never wrap.
-            let b0 = (e / GROUP_WORDS as u64 * GROUP_BLOCKS as u64) as u32;
-            let count = if skip + (n - at) > GROUP_WORDS && b0 <= u32::MAX - 31 {
-                V::GROUPS
-            } else {
-                1
-            };
-            let buf = &mut buf[..count];
-            blocks(self.high | u128::from(b0), &keys, buf);
-            for words in buf.iter() {
-                let take = (GROUP_WORDS - skip).min(n - at);
-                if take == 0 {
-                    break;
+        let (high, out) = (self.high, self.out);
+        walk_groups::<V>(
+            self.first,
+            out.len(),
+            #[inline(always)]
+            |g, buf| {
+                // The group's first block, `(e >> 2) as u32` rounded down to
+                // a multiple of 16: its 16 blocks never wrap; two groups
+                // wrap only from the last group before 2^32 (then one at a
+                // time, the low word wrapping without carry).
+                let b0 = (g * GROUP_BLOCKS as u64) as u32;
+                if b0 <= u32::MAX - (GROUP_BLOCKS * buf.len() - 1) as u32 {
+                    blocks(high | u128::from(b0), &keys, buf);
+                } else {
+                    for (q, group) in buf.iter_mut().enumerate() {
+                        let b = b0.wrapping_add((GROUP_BLOCKS * q) as u32);
+                        blocks(high | u128::from(b), &keys, std::slice::from_mut(group));
+                    }
                 }
+            },
+            #[inline(always)]
+            |words, skip, take, at| {
                 let dst = &mut out[at..at + take];
                 // Element `4 j + w` of the group is word `w` of block `j`.
                 if let Ok(dst) = <&mut [u32; GROUP_WORDS]>::try_from(&mut *dst) {
@@ -165,10 +165,8 @@ impl WordKernel for BlockMajorKernel<'_> {
                         dst[k] = words[GROUP_BLOCKS * (i & 3) + (i >> 2)];
                     }
                 }
-                at += take;
-                skip = 0;
-            }
-        }
+            },
+        );
     }
 }
 
