@@ -529,6 +529,7 @@ struct Code {
     /// `mid[k] < v` exactly when `v >= above[k]`.
     above: [f32; 256],
     /// The code's segments, for indexing by arithmetic (AVX2).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     seg: Segments,
 }
 
@@ -555,6 +556,7 @@ struct Segments {
 
 /// A position within this distance of an interior integer is decided by
 /// the table (it is 6x the worst rounding of `t`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const NEAR: f32 = 1.0 / 4096.0;
 
 impl Segments {
@@ -1510,6 +1512,7 @@ mod tests {
 
     /// The floats within `ulps` of each midpoint and of each segment
     /// boundary, a spread of every float in [0, 1], and the edges.
+    #[cfg(target_arch = "x86_64")]
     fn near_midpoints(code: &Code, ulps: u32, stride: usize) -> Vec<f32> {
         let mut v = Vec::new();
         for k in 0..255 {
