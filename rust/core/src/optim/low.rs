@@ -353,7 +353,7 @@ fn round_into(format: Half, src: &[f32], dst: &mut [u16], sr: Option<Sr>, at: us
                     }
                 } else {
                     for j in 0..dst.len() {
-                        dst[j] = round_stochastic(Half::F16, src[j], words[j]);
+                        dst[j] = round_stochastic_f16(src[j], words[j]);
                     }
                 }
             }
@@ -383,6 +383,51 @@ pub fn round_stochastic_bf16(x: f32, word: u32) -> u16 {
         f32_to_bf16(x)
     } else {
         lo + up
+    }
+}
+
+/// [`round_stochastic`] into float16, in integers without branches (so
+/// that it vectorizes). For finite `|x|` at or above 2^-14 (float16's
+/// normal range), the value toward zero is `|x|`'s bits rebiased and
+/// shifted right by 13, and the distance from it in units of the spacing
+/// is the low 13 bits over 2^13 exactly, so "up" is `word < low << 19`.
+/// Below 2^-14 the spacing is 2^-24: with `|x| = m 2^(e - 150)` (`m` the
+/// significand with its implicit bit, `e` the biased exponent, 1 for a
+/// subnormal), `|x| 2^24 = m / 2^sh` with `sh = 126 - e >= 14`; the value
+/// toward zero is `m >> sh`, and "up" is `word < ceil(frac 2^32)` for the
+/// `sh` bits below it: `frac << (32 - sh)` while `sh <= 32`, else `m`
+/// shifted right by `sh - 32`, rounded up. NaN, inf and magnitudes from
+/// 65504 up (whose next value is infinite) round to nearest even; exact
+/// values (no bits below) never go up.
+#[inline(always)]
+pub fn round_stochastic_f16(x: f32, word: u32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let ax = b & 0x7FFF_FFFF;
+    // float16's normal range
+    let lo_n = ax.wrapping_sub(0x3800_0000) >> 13;
+    let n_n = (ax & 0x1FFF) << 19;
+    // below it (every shift count kept under 32)
+    let e = (ax >> 23).max(1);
+    let m = (ax & 0x7F_FFFF) | if ax >= 0x80_0000 { 0x80_0000 } else { 0 };
+    let sh = 126u32.saturating_sub(e); // >= 14 here
+    let lo_s = m >> sh.min(31);
+    let below = m & ((1u32 << sh.min(31)) - 1);
+    let n_s = if sh <= 32 {
+        // (sh = 32: all of m, unshifted; m < 2^24 < 2^31)
+        below << (32 - sh).min(31)
+    } else {
+        let r = (sh - 32).min(31);
+        (m >> r) + u32::from(m & ((1u32 << r) - 1) != 0)
+    };
+    let normal = ax >= 0x3880_0000;
+    let (lo, n) = if normal { (lo_n, n_n) } else { (lo_s, n_s) };
+    let nearest = ax >= 0x477F_E000; // 65504 and up, inf, NaN
+    let up = u32::from(word < n);
+    if nearest {
+        f32_to_f16(x)
+    } else {
+        sign | (lo + up) as u16
     }
 }
 
@@ -1812,6 +1857,85 @@ mod tests {
                     round_stochastic_plain(format, x, word),
                     "{format:?} {:#010x} {word:#010x}",
                     x.to_bits()
+                );
+            }
+        }
+    }
+
+    /// The definition's threshold of "up" for `x` (`word < t` rounds up),
+    /// clamped to the words.
+    fn f16_threshold(x: f32) -> u32 {
+        let nearest = f32_to_f16(x);
+        let back = f16_to_f32(nearest);
+        let lo = if back.abs() > x.abs() {
+            nearest.wrapping_sub(1)
+        } else {
+            nearest
+        };
+        let (lo_v, hi_v) = (f16_to_f32(lo), f16_to_f32(lo.wrapping_add(1)));
+        let a = f64::from(x).abs() - f64::from(lo_v).abs();
+        let w = f64::from(hi_v).abs() - f64::from(lo_v).abs();
+        (a / w * 4_294_967_296.0).ceil().clamp(0.0, u32::MAX as f64) as u32
+    }
+
+    #[test]
+    fn integer_f16_stochastic_rounding_is_the_definition() {
+        let check = |x: f32, word: u32| {
+            assert_eq!(
+                round_stochastic_f16(x, word),
+                round_stochastic(Half::F16, x, word),
+                "{:#010x} {word:#010x}",
+                x.to_bits()
+            );
+        };
+        // Every high half (sign, exponent, top of the significand) with
+        // low halves around float16's rounding bits and the subnormal
+        // range's, at the words around each threshold and the extremes.
+        for hi in 0..=0xFFFFu32 {
+            for low in [
+                0u32, 1, 2, 0x0FFF, 0x1000, 0x1FFF, 0x2000, 0x8000, 0xFFFE, 0xFFFF,
+            ] {
+                let x = f32::from_bits(hi << 16 | low);
+                let t = f16_threshold(x);
+                for word in [0, 1, u32::MAX, t.saturating_sub(1), t, t.saturating_add(1)] {
+                    check(x, word);
+                }
+            }
+        }
+        // Random floats below 2^-14 (every shift of the subnormal range)
+        // and anywhere, at their thresholds and at random words.
+        let mut r = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..1_000_000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let bits = r as u32;
+            for x in [
+                f32::from_bits((bits % 0x3880_0000) | (bits & 0x8000_0000)),
+                f32::from_bits(bits),
+            ] {
+                let t = f16_threshold(x);
+                for word in [t.saturating_sub(1), t, (r >> 32) as u32] {
+                    check(x, word);
+                }
+            }
+        }
+    }
+
+    /// `cargo test --release -p lec7rs-core --lib f16_stochastic_rounding_everywhere -- --ignored`
+    /// (a few minutes): every float at the words on both sides of its
+    /// threshold.
+    #[test]
+    #[ignore]
+    fn f16_stochastic_rounding_everywhere() {
+        for bits in 0..=u32::MAX {
+            let x = f32::from_bits(bits);
+            let t = f16_threshold(x);
+            for word in [t.saturating_sub(1), t] {
+                assert_eq!(
+                    round_stochastic_f16(x, word),
+                    round_stochastic(Half::F16, x, word),
+                    "{bits:#010x} {word:#010x}"
                 );
             }
         }
