@@ -265,31 +265,37 @@ fn from_f32(format: Half, x: f32) -> u16 {
 /// zero, in units of the spacing. NaN, inf, exact values and values whose
 /// upper neighbour is infinite round to nearest even.
 ///
-/// Written without branches (every case computed, then selected), so that
-/// a loop over it vectorizes; [`tests`] checks it against the plain form.
-#[inline(always)]
+/// The definition, element by element; the steps round with
+/// [`round_stochastic_bf16`] and [`round_stochastic_f16`], its integer
+/// forms, which [`tests`] check against it.
 pub fn round_stochastic(format: Half, x: f32, word: u32) -> u16 {
-    let nearest = from_f32(format, x);
-    let back = to_f32(format, nearest);
+    match straddle(format, x) {
+        Some((lo, frac)) if f64::from(word) < frac * 4_294_967_296.0 => lo + 1,
+        Some((lo, _)) => lo,
+        None => from_f32(format, x),
+    }
+}
+
+/// The value of `format` toward zero from `x` and the distance of `x` from
+/// it in units of the spacing (exact in f64); `None` where stochastic
+/// rounding rounds to nearest (NaN, inf, exact values, values whose next
+/// value away from zero is infinite).
+fn straddle(format: Half, x: f32) -> Option<(u16, f64)> {
+    if !x.is_finite() {
+        return None;
+    }
     // Toward zero: one step back where rounding to nearest went away from
     // zero (same sign); the next value away from zero is one step up.
-    let lo = if back.abs() > x.abs() {
-        nearest.wrapping_sub(1)
-    } else {
-        nearest
-    };
-    let hi = lo.wrapping_add(1);
-    let (lo_v, hi_v) = (to_f32(format, lo), to_f32(format, hi));
+    let near = from_f32(format, x);
+    let back = to_f32(format, near);
+    let lo = if back.abs() > x.abs() { near - 1 } else { near };
+    let (lo_v, hi_v) = (to_f32(format, lo), to_f32(format, lo + 1));
+    if lo_v == x || !hi_v.is_finite() {
+        return None;
+    }
     let a = f64::from(x).abs() - f64::from(lo_v).abs();
     let w = f64::from(hi_v).abs() - f64::from(lo_v).abs();
-    let up = f64::from(word) < a / w * 4_294_967_296.0;
-    if !x.is_finite() || lo_v == x || !hi_v.is_finite() {
-        nearest
-    } else if up {
-        hi
-    } else {
-        lo
-    }
+    Some((lo, a / w))
 }
 
 /// The Philox block of element `e` of param `index` at `step`: element
@@ -1802,80 +1808,12 @@ mod tests {
         }
     }
 
-    /// The plain form of [`round_stochastic`].
-    fn round_stochastic_plain(format: Half, x: f32, word: u32) -> u16 {
-        if !x.is_finite() {
-            return from_f32(format, x);
-        }
-        let near = from_f32(format, x);
-        let back = to_f32(format, near);
-        let lo = if back.abs() > x.abs() { near - 1 } else { near };
-        let hi = lo + 1;
-        let (lo_v, hi_v) = (to_f32(format, lo), to_f32(format, hi));
-        if lo_v == x || !hi_v.is_finite() {
-            return from_f32(format, x);
-        }
-        let a = f64::from(x).abs() - f64::from(lo_v).abs();
-        let w = f64::from(hi_v).abs() - f64::from(lo_v).abs();
-        let frac = a / w;
-        if f64::from(word) < frac * 4_294_967_296.0 {
-            hi
-        } else {
-            lo
-        }
-    }
-
-    #[test]
-    fn branch_free_stochastic_rounding_is_the_plain_form() {
-        let mut r = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            r
-        };
-        for format in [Half::Bf16, Half::F16] {
-            // Every high half with low halves around the rounding bits of
-            // both formats (bit 16 for bfloat16; 13 and above for float16),
-            // with random words, then random pairs.
-            for hi in 0..=0xFFFFu32 {
-                for low in [0u32, 1, 0x0FFF, 0x1000, 0x1FFF, 0x8000, 0xFFFF] {
-                    let (x, word) = (f32::from_bits(hi << 16 | low), next() as u32);
-                    assert_eq!(
-                        round_stochastic(format, x, word),
-                        round_stochastic_plain(format, x, word),
-                        "{format:?} {:#010x} {word:#010x}",
-                        x.to_bits()
-                    );
-                }
-            }
-            for _ in 0..1_000_000 {
-                let v = next();
-                let (x, word) = (f32::from_bits(v as u32), (v >> 32) as u32);
-                assert_eq!(
-                    round_stochastic(format, x, word),
-                    round_stochastic_plain(format, x, word),
-                    "{format:?} {:#010x} {word:#010x}",
-                    x.to_bits()
-                );
-            }
-        }
-    }
-
-    /// The definition's threshold of "up" for `x` (`word < t` rounds up),
-    /// clamped to the words.
+    /// The definition's threshold of "up" for `x` (`word < t` rounds up;
+    /// 0 where it rounds to nearest), clamped to the words.
     fn f16_threshold(x: f32) -> u32 {
-        let nearest = f32_to_f16(x);
-        let back = f16_to_f32(nearest);
-        let lo = if back.abs() > x.abs() {
-            nearest.wrapping_sub(1)
-        } else {
-            nearest
-        };
-        let (lo_v, hi_v) = (f16_to_f32(lo), f16_to_f32(lo.wrapping_add(1)));
-        let a = f64::from(x).abs() - f64::from(lo_v).abs();
-        let w = f64::from(hi_v).abs() - f64::from(lo_v).abs();
-        (a / w * 4_294_967_296.0).ceil().clamp(0.0, u32::MAX as f64) as u32
+        straddle(Half::F16, x).map_or(0, |(_, frac)| {
+            (frac * 4_294_967_296.0).ceil().clamp(0.0, u32::MAX as f64) as u32
+        })
     }
 
     #[test]
